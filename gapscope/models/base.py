@@ -1,0 +1,94 @@
+"""The adapter protocol every model family implements, and shared pooling helpers.
+
+An adapter turns a batch of sentences (text strings or 16 kHz waveforms) into one pooled
+float32 vector per sentence for every *tap* it declares. Pooling is a masked mean over the
+positions named by a boolean mask, accumulated in float32 whatever the model's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+MODALITIES = ("text", "speech")
+
+
+class NonFiniteActivationError(ValueError):
+    """A tap produced NaN or inf (for example an fp16 overflow)."""
+
+
+@dataclass
+class Pooled:
+    """Pooled vectors of one batch: per tap, (batch, dim) float32 and pooled lengths."""
+
+    vectors: dict[str, np.ndarray]
+    lengths: dict[str, np.ndarray]
+
+
+class Adapter(Protocol):
+    """One model family behind one interface."""
+
+    family: str
+    sampling_rate: int
+
+    def taps(self, modality: str) -> list[str]:
+        """Ordered tap names this loaded model writes for a modality."""
+
+    def text_lengths(self, sentences: Sequence[str], language: str) -> list[int]:
+        """Token count per sentence, used to batch by length."""
+
+    def encode(self, inputs: Sequence, language: str, modality: str) -> Pooled:
+        """Run one batch (strings for text, float32 waveforms for speech) and pool every tap."""
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over positions where ``mask`` is true; (B, T, D), (B, T) -> (B, D) in float32.
+
+    A row with no selected position raises: an empty pool is a bug upstream, never a zero.
+    """
+    mask = mask.to(hidden.device, torch.bool)
+    if mask.shape != hidden.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(hidden.shape[:2])}")
+    counts = mask.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise ValueError("a sentence has no position left to pool")
+    weights = mask.to(torch.float32).unsqueeze(-1)
+    total = (hidden.to(torch.float32) * weights).sum(dim=1)
+    return total / counts.unsqueeze(-1).to(torch.float32)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Boolean (B, max_len) mask whose first ``lengths[b]`` positions are true."""
+    positions = torch.arange(max_len, device=lengths.device)
+    return positions.unsqueeze(0) < lengths.to(torch.long).unsqueeze(1)
+
+
+def check_finite(pooled: Pooled, ids: Sequence[int], context: str) -> None:
+    """Raise NonFiniteActivationError naming the sentence ids whose vectors are not finite."""
+    for tap, vec in pooled.vectors.items():
+        bad = ~np.isfinite(vec).all(axis=1)
+        if bad.any():
+            bad_ids = [int(i) for i, b in zip(ids, bad, strict=True) if b]
+            raise NonFiniteActivationError(
+                f"{context}: tap {tap!r} has NaN/inf for sentence id(s) {bad_ids} "
+                "(fp16 overflow? try dtype: bfloat16 or float32)"
+            )
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Torch dtype for a config name; half precision only on accelerators (CPU runs float32)."""
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(table)}")
+    if device.type == "cpu":
+        return torch.float32
+    return table[name]
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,258 @@
+"""SeamlessM4T v2 and v1 (transformers): text encoder and speech encoder, every layer.
+
+Taps
+----
+text:   ``layer00`` (scaled token embeddings + positions, the input of block 1) ...
+        ``layerNN`` (raw output of block NN), ``encoder_out`` (after the final LayerNorm:
+        what the shared decoder reads).
+speech: ``layer00`` (feature-projection output) ... ``layerNN`` (raw output of conformer
+        block NN), ``pre_adaptor`` (the length adaptor's input: after the encoder's final
+        LayerNorm and the half-step intermediate FFN) and ``post_adaptor`` (after the length
+        adaptor and ``inner_layer_norm``: what the decoder reads; about 8x shorter).
+
+Every tap is read by a forward hook, so transformers' ``tie_last_hidden_states`` (which
+replaces the last speech hidden state by the post-adaptor output) never applies here.
+
+Pooling: masked mean over real positions. Text drops the language tag and ``</s>``
+(special tokens carry no sentence content and would add the same vector to every sentence
+of a language); speech pools every real frame, and ``post_adaptor`` uses the downsampled
+mask of the adaptor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from gapscope import languages
+from gapscope.models import ModelSpec
+from gapscope.models.base import (
+    Pooled,
+    default_device,
+    lengths_to_mask,
+    masked_mean,
+    resolve_dtype,
+)
+
+FAMILIES = {
+    "seamless_m4t_v2": ("SeamlessM4Tv2ForTextToText", "SeamlessM4Tv2ForSpeechToText"),
+    "seamless_m4t": ("SeamlessM4TForTextToText", "SeamlessM4TForSpeechToText"),
+}
+
+
+def _model_class(family: str, modality: str) -> type:
+    import transformers
+
+    text_cls, speech_cls = FAMILIES[family]
+    return getattr(transformers, text_cls if modality == "text" else speech_cls)
+
+
+def load_model(spec: ModelSpec, modality: str, device: torch.device) -> torch.nn.Module:
+    """Load the text or speech half of a SeamlessM4T checkpoint (hub id or local folder).
+
+    ``init: random`` builds the same architecture from the checkpoint's config with seeded
+    random weights (the architecture-matched control); ``pretrained`` loads the weights.
+    Remote code runs only when the model's config sets ``trust_remote_code: true``.
+    """
+    from transformers import AutoConfig
+    from transformers.utils import logging as transformers_logging
+
+    cls = _model_class(spec.adapter, modality)
+    dtype = resolve_dtype(spec.dtype, device)
+    common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    config = AutoConfig.from_pretrained(spec.checkpoint, **common)
+    if config.model_type != spec.adapter:
+        raise ValueError(
+            f"models.{spec.name}: checkpoint {spec.checkpoint} is a {config.model_type!r} model "
+            f"but the adapter is {spec.adapter!r}"
+        )
+    if spec.init == "random":
+        torch.manual_seed(spec.seed)
+        model = cls._from_config(config, dtype=dtype)
+    elif spec.init == "pretrained":
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # the load report lists every unused key
+        try:
+            model, info = cls.from_pretrained(
+                spec.checkpoint, config=config, dtype=dtype, output_loading_info=True, **common
+            )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+        encoder = f"{modality}_encoder."
+        missing = [k for k in info["missing_keys"] if k.startswith(encoder)]
+        if missing:
+            raise ValueError(
+                f"models.{spec.name}: checkpoint {spec.checkpoint} lacks {len(missing)} "
+                f"{modality}-encoder weights (e.g. {missing[:3]}); wrong adapter or checkpoint?"
+            )
+    else:
+        raise ValueError(f"models.{spec.name}.init: unknown value {spec.init!r}")
+    if hasattr(model, "text_decoder"):
+        del model.text_decoder  # encoders only; frees about half the memory
+    return model.eval().to(device)
+
+
+def load_processor(spec: ModelSpec):
+    """The checkpoint's processor (feature extractor + tokenizer)."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(
+        spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+    )
+
+
+class _Capture:
+    """Forward hooks that record tap tensors during one forward pass."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.handles: list = []
+
+    def input_of(self, module: torch.nn.Module, name: str) -> None:
+        def hook(_mod, args, kwargs):
+            self.tensors[name] = args[0] if args else kwargs["hidden_states"]
+
+        self.handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def output_of(self, module: torch.nn.Module, name: str) -> None:
+        def hook(_mod, _args, out):
+            self.tensors[name] = out[0] if isinstance(out, tuple) else out
+
+        self.handles.append(module.register_forward_hook(hook))
+
+
+class SeamlessAdapter:
+    """SeamlessM4T (v1 or v2) encoders behind the gapscope adapter protocol."""
+
+    sampling_rate = 16_000
+
+    def __init__(self, spec: ModelSpec, modality: str, device: torch.device | None = None):
+        self.spec = spec
+        self.family = spec.adapter
+        self.modality = modality
+        self.device = device or default_device()
+        self.processor = load_processor(spec)
+        self.model = load_model(spec, modality, self.device)
+        self.capture = _Capture()
+        if modality == "text":
+            self.encoder = self.model.text_encoder
+            blocks = self.encoder.layers
+        else:
+            self.encoder = self.model.speech_encoder
+            blocks = self.encoder.encoder.layers
+        self.n_layers = len(blocks)
+        self.capture.input_of(blocks[0], "layer00")
+        for i, block in enumerate(blocks, start=1):
+            self.capture.output_of(block, f"layer{i:02d}")
+        self.has_adaptor = (
+            modality == "speech" and getattr(self.encoder, "adapter", None) is not None
+        )
+        self._frame_masks: list[torch.Tensor] = []
+        if self.has_adaptor:
+            self.capture.input_of(self.encoder.adapter, "pre_adaptor")
+            for i, layer in enumerate(self.encoder.adapter.layers):
+                for conv in (layer.residual_conv, layer.self_attn_conv):
+                    conv.register_forward_pre_hook(self._zero_padding_hook(i))
+
+    def _zero_padding_hook(self, index: int):
+        """Zero padded frames before an adaptor convolution.
+
+        transformers feeds the LayerNorm output of padded frames into the stride-8
+        convolutions, so the last window of a short utterance in a padded batch differs from
+        the same utterance run alone (where the convolution pads with zeros). Zeroing the
+        padded frames makes every pooled vector independent of its batch.
+        """
+
+        def hook(_mod, args):
+            if not self._frame_masks:
+                return None
+            mask = self._frame_masks[index].to(args[0].dtype)
+            return (args[0] * mask[:, None, : args[0].shape[-1]],)
+
+        return hook
+
+    def taps(self, modality: str | None = None) -> list[str]:
+        """Ordered taps of the loaded model for its modality."""
+        layers = [f"layer{i:02d}" for i in range(self.n_layers + 1)]
+        if (modality or self.modality) == "text":
+            return [*layers, "encoder_out"]
+        return [*layers, "pre_adaptor", "post_adaptor"] if self.has_adaptor else layers
+
+    def _lang_code(self, language: str) -> str:
+        code = languages.get(language).seamless
+        if code is None:
+            raise ValueError(f"{self.spec.name}: SeamlessM4T has no code for language {language}")
+        return code
+
+    def text_lengths(self, sentences: Sequence[str], language: str) -> list[int]:
+        """Token counts including the language tag and ``</s>``."""
+        enc = self.processor.tokenizer(list(sentences), src_lang=self._lang_code(language))
+        return [len(ids) for ids in enc["input_ids"]]
+
+    @torch.inference_mode()
+    def encode(self, inputs: Sequence, language: str, modality: str | None = None) -> Pooled:
+        """Pool every tap for one batch of sentences (text) or waveforms (speech)."""
+        modality = modality or self.modality
+        if modality != self.modality:
+            raise ValueError(f"adapter loaded for {self.modality}, asked for {modality}")
+        self.capture.tensors.clear()
+        if modality == "text":
+            return self._encode_text(list(inputs), language)
+        return self._encode_speech(list(inputs))
+
+    def _encode_text(self, sentences: list[str], language: str) -> Pooled:
+        enc = self.processor.tokenizer(
+            sentences,
+            src_lang=self._lang_code(language),
+            return_tensors="pt",
+            padding=True,
+            return_special_tokens_mask=True,
+        )
+        attention = enc["attention_mask"].to(self.device)
+        out = self.encoder(input_ids=enc["input_ids"].to(self.device), attention_mask=attention)
+        content = attention.bool() & ~enc["special_tokens_mask"].to(self.device).bool()
+        tensors = {**self.capture.tensors, "encoder_out": out.last_hidden_state}
+        return _pool(tensors, {tap: content for tap in tensors})
+
+    def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
+        feats = self.processor.feature_extractor(
+            waves,
+            sampling_rate=self.sampling_rate,
+            return_tensors="pt",
+            padding=True,
+            return_attention_mask=True,
+        )
+        frames = feats["attention_mask"].to(self.device)
+        dtype = next(self.model.parameters()).dtype
+        self._frame_masks = self._adaptor_masks(frames)
+        out = self.encoder(
+            input_features=feats["input_features"].to(self.device, dtype), attention_mask=frames
+        )
+        masks = {tap: frames.bool() for tap in self.capture.tensors}
+        tensors = dict(self.capture.tensors)
+        if self.has_adaptor:
+            short = out.last_hidden_state
+            tensors["post_adaptor"] = short
+            masks["post_adaptor"] = self._frame_masks[-1][:, : short.shape[1]]
+        self._frame_masks = []
+        return _pool(tensors, masks)
+
+    def _adaptor_masks(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Frame masks at the input of each adaptor layer, then after the last one."""
+        if not self.has_adaptor:
+            return []
+        masks = [frames.bool()]
+        for layer in self.encoder.adapter.layers:
+            lengths = layer._compute_sub_sample_lengths_from_attention_mask(masks[-1].long())
+            masks.append(lengths_to_mask(lengths.to(torch.long), int(lengths.max().item())))
+        return masks
+
+
+def _pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:
+    vectors, lengths = {}, {}
+    for tap, hidden in tensors.items():
+        vectors[tap] = masked_mean(hidden, masks[tap]).cpu().numpy()
+        lengths[tap] = masks[tap].sum(dim=1).to(torch.int32).cpu().numpy()
+    return Pooled(vectors, lengths)

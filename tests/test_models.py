@@ -1,0 +1,140 @@
+"""SeamlessM4T adapters on a tiny real architecture, saved and loaded back offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gapscope.models import ModelSpec, cross_modal_pairs, load_adapter
+from gapscope.models.base import masked_mean
+
+from .conftest import SENTENCES
+
+CPU = torch.device("cpu")
+
+
+def spec(path, **kw) -> ModelSpec:
+    return ModelSpec(name="tiny", adapter="seamless_m4t_v2", checkpoint=str(path), **kw)
+
+
+@pytest.fixture(scope="module")
+def text_adapter(tiny_seamless):
+    return load_adapter(spec(tiny_seamless), "text", CPU)
+
+
+@pytest.fixture(scope="module")
+def speech_adapter(tiny_seamless):
+    return load_adapter(spec(tiny_seamless), "speech", CPU)
+
+
+def test_text_taps_shapes_and_lengths(text_adapter):
+    taps = text_adapter.taps("text")
+    assert taps == [f"layer{i:02d}" for i in range(5)] + ["encoder_out"]
+    sentences = SENTENCES["eng_Latn"]
+    out = text_adapter.encode(sentences, "eng_Latn", "text")
+    assert set(out.vectors) == set(taps)
+    counts = text_adapter.text_lengths(sentences, "eng_Latn")
+    for tap in taps:
+        assert out.vectors[tap].shape == (3, 64)
+        assert out.vectors[tap].dtype == np.float32
+        # language tag and </s> are not pooled
+        np.testing.assert_array_equal(out.lengths[tap], np.array(counts) - 2)
+
+
+def test_text_language_tag_is_first_and_eos_last(text_adapter):
+    tok = text_adapter.processor.tokenizer
+    ids = tok(["We bought fresh bread."], src_lang="deu")["input_ids"][0]
+    assert tok.convert_ids_to_tokens(ids)[0] == "__deu__"
+    assert tok.convert_ids_to_tokens(ids)[-1] == "</s>"
+
+
+def test_padded_batch_equals_one_at_a_time_text(text_adapter):
+    sentences = SENTENCES["zho_Hans"]
+    batch = text_adapter.encode(sentences, "zho_Hans", "text")
+    for i, sentence in enumerate(sentences):
+        single = text_adapter.encode([sentence], "zho_Hans", "text")
+        for tap, vec in batch.vectors.items():
+            np.testing.assert_allclose(vec[i], single.vectors[tap][0], atol=1e-5, rtol=0)
+
+
+def test_speech_taps_and_downsampled_mask(speech_adapter, waves):
+    taps = speech_adapter.taps("speech")
+    assert taps == [f"layer{i:02d}" for i in range(5)] + ["pre_adaptor", "post_adaptor"]
+    out = speech_adapter.encode(waves, "eng_Latn", "speech")
+    frames = out.lengths["layer00"]
+    # 16 kHz -> 100 Hz fbank frames, stacked by 2 -> about 50 Hz
+    np.testing.assert_allclose(frames, [len(w) / 320 for w in waves], atol=1.5)
+    np.testing.assert_array_equal(out.lengths["pre_adaptor"], frames)
+    # the adaptor (kernel 8, stride 8) shortens about 8x; the mask follows it
+    assert all(1 <= p <= f // 8 + 1 for p, f in zip(out.lengths["post_adaptor"], frames))
+    assert out.vectors["post_adaptor"].shape == (3, 64)
+
+
+def test_padded_batch_equals_one_at_a_time_speech(speech_adapter, waves):
+    batch = speech_adapter.encode(waves, "eng_Latn", "speech")
+    for i, wave in enumerate(waves):
+        single = speech_adapter.encode([wave], "eng_Latn", "speech")
+        for tap, vec in batch.vectors.items():
+            np.testing.assert_allclose(vec[i], single.vectors[tap][0], atol=1e-5, rtol=0)
+            assert batch.lengths[tap][i] == single.lengths[tap][0]
+
+
+def test_last_layer_is_not_the_post_adaptor_output(speech_adapter, waves):
+    """transformers ties the last hidden state to the adaptor output; our hooks must not."""
+    out = speech_adapter.encode(waves[:1], "eng_Latn", "speech")
+    last = out.vectors["layer04"][0]
+    assert not np.allclose(last, out.vectors["post_adaptor"][0], atol=1e-3)
+    assert not np.allclose(last, out.vectors["pre_adaptor"][0], atol=1e-3)
+
+
+def test_loaded_weights_match_saved_model(tiny_seamless, text_adapter):
+    from transformers import SeamlessM4Tv2Model
+
+    saved = SeamlessM4Tv2Model.from_pretrained(tiny_seamless).text_encoder
+    ids = torch.tensor([[5, 6, 7, 8]])
+    expected = saved(input_ids=ids).last_hidden_state
+    got = text_adapter.encoder(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(got, expected)
+
+
+def test_random_init_is_seeded_and_differs_from_pretrained(tiny_seamless, text_adapter):
+    a = load_adapter(spec(tiny_seamless, init="random", seed=1), "text", CPU)
+    b = load_adapter(spec(tiny_seamless, init="random", seed=1), "text", CPU)
+    c = load_adapter(spec(tiny_seamless, init="random", seed=2), "text", CPU)
+    sentences = SENTENCES["eng_Latn"]
+    va, vb, vc = (m.encode(sentences, "eng_Latn", "text").vectors["encoder_out"] for m in (a, b, c))
+    vp = text_adapter.encode(sentences, "eng_Latn", "text").vectors["encoder_out"]
+    np.testing.assert_array_equal(va, vb)
+    assert not np.allclose(va, vc)
+    assert not np.allclose(va, vp)
+
+
+def test_deterministic(text_adapter):
+    first = text_adapter.encode(SENTENCES["deu_Latn"], "deu_Latn", "text").vectors["layer02"]
+    again = text_adapter.encode(SENTENCES["deu_Latn"], "deu_Latn", "text").vectors["layer02"]
+    np.testing.assert_array_equal(first, again)
+
+
+def test_wrong_checkpoint_for_adapter_is_reported(tmp_path, tiny_seamless):
+    from gapscope.models.demo import build_seamless_tiny
+
+    v1 = build_seamless_tiny(tmp_path / "v1", ["a b c", "d e f"], ["eng"], version=1)
+    with pytest.raises(ValueError, match="'seamless_m4t' model but the adapter is 'seamless_m4t_v2'"):
+        load_adapter(spec(v1), "text", CPU)
+
+
+def test_masked_mean_ignores_padding_and_rejects_empty_rows():
+    hidden = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    torch.testing.assert_close(masked_mean(hidden, mask), torch.tensor([[2.0], [4.0]]))
+    with pytest.raises(ValueError, match="no position"):
+        masked_mean(hidden, torch.tensor([[0, 0, 0], [1, 1, 1]]))
+
+
+def test_cross_modal_pairs_match_layers_and_named_taps():
+    text = [f"layer{i:02d}" for i in range(4)] + ["encoder_out"]
+    speech = [f"layer{i:02d}" for i in range(6)] + ["pre_adaptor", "post_adaptor"]
+    pairs = cross_modal_pairs("seamless_m4t_v2", text, speech)
+    assert pairs[:4] == [(f"layer{i:02d}", f"layer{i:02d}") for i in range(4)]
+    assert pairs[4:] == [("encoder_out", "pre_adaptor"), ("encoder_out", "post_adaptor")]
