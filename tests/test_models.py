@@ -67,7 +67,8 @@ def test_speech_taps_and_downsampled_mask(speech_adapter, waves):
     np.testing.assert_allclose(frames, [len(w) / 320 for w in waves], atol=1.5)
     np.testing.assert_array_equal(out.lengths["pre_adaptor"], frames)
     # the adaptor (kernel 8, stride 8) shortens about 8x; the mask follows it
-    assert all(1 <= p <= f // 8 + 1 for p, f in zip(out.lengths["post_adaptor"], frames))
+    post = out.lengths["post_adaptor"]
+    assert all(1 <= p <= f // 8 + 1 for p, f in zip(post, frames, strict=True))
     assert out.vectors["post_adaptor"].shape == (3, 64)
 
 
@@ -120,7 +121,8 @@ def test_wrong_checkpoint_for_adapter_is_reported(tmp_path, tiny_seamless):
     from gapscope.models.demo import build_seamless_tiny
 
     v1 = build_seamless_tiny(tmp_path / "v1", ["a b c", "d e f"], ["eng"], version=1)
-    with pytest.raises(ValueError, match="'seamless_m4t' model but the adapter is 'seamless_m4t_v2'"):
+    expected = "'seamless_m4t' model but the adapter is 'seamless_m4t_v2'"
+    with pytest.raises(ValueError, match=expected):
         load_adapter(spec(v1), "text", CPU)
 
 

@@ -30,17 +30,38 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Family:
-    """Static facts about a family: extra taps, cross-modal pairs, length-adaptation pairs."""
+    """Static facts about a model family, known without loading a model.
+
+    ``language_column`` names, per modality, the column of the language table that holds
+    the family's code for a language (empty cell = unsupported); ``None`` accepts every
+    language. ``named_pairs`` are the (text tap, speech tap) pairs compared across
+    modalities besides same-index layers; ``length_adaptation`` is the (before, after) pair
+    of named pairs that shows the effect of length adaptation.
+    """
 
     name: str
-    modalities: tuple[str, ...]
-    named_pairs: tuple[tuple[str, str], ...]
-    length_adaptation: tuple[tuple[str, str], tuple[str, str]] | None
+    language_column: dict[str, str | None]
+    named_pairs: tuple[tuple[str, str], ...] = ()
+    length_adaptation: tuple[tuple[str, str], tuple[str, str]] | None = None
+
+    def supports(self, language: str, modality: str) -> bool:
+        """Whether the family has the language in that modality."""
+        from gapscope import languages
+
+        if modality not in self.language_column:
+            return False
+        column = self.language_column[modality]
+        return column is None or getattr(languages.get(language), column) is not None
 
 
 SEAMLESS_PAIRS = (("encoder_out", "pre_adaptor"), ("encoder_out", "post_adaptor"))
 FAMILIES: dict[str, Family] = {
-    name: Family(name, ("text", "speech"), SEAMLESS_PAIRS, SEAMLESS_PAIRS)
+    name: Family(
+        name,
+        {"text": "seamless", "speech": "seamless"},
+        named_pairs=SEAMLESS_PAIRS,
+        length_adaptation=SEAMLESS_PAIRS,
+    )
     for name in ("seamless_m4t_v2", "seamless_m4t")
 }
 
@@ -67,11 +88,19 @@ def cross_modal_pairs(
     return pairs
 
 
+LOADERS: dict[str, str] = {
+    "seamless_m4t_v2": "gapscope.models.seamless:SeamlessAdapter",
+    "seamless_m4t": "gapscope.models.seamless:SeamlessAdapter",
+}
+"""Adapter name -> "module:class" of its loader (imported only when a model is loaded)."""
+
+
 def load_adapter(spec: ModelSpec, modality: str, device=None):
     """Load the model of ``spec`` for one modality and return its adapter."""
-    family(spec.adapter)
-    if spec.adapter in ("seamless_m4t_v2", "seamless_m4t"):
-        from gapscope.models.seamless import SeamlessAdapter
+    import importlib
 
-        return SeamlessAdapter(spec, modality, device)
-    raise NotImplementedError(f"adapter {spec.adapter!r} has no loader yet")
+    family(spec.adapter)
+    if spec.adapter not in LOADERS:
+        raise NotImplementedError(f"adapter {spec.adapter!r} has no loader yet")
+    module, cls = LOADERS[spec.adapter].split(":")
+    return getattr(importlib.import_module(module), cls)(spec, modality, device)

@@ -1,0 +1,178 @@
+"""Workflow helpers used by rules/common.smk: config checks, pair planning, params.
+
+Pure functions of the config, so they are unit-tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gapscope import languages
+
+DEMO_MODELS = {"seamless_m4t_v2_tiny": 2, "seamless_m4t_tiny": 1}
+DEMO_CORPUS_ROOT = "resources/fleurs_demo"
+DEMO_MODEL_ROOT = "resources/models"
+ENGLISH = "eng_Latn"
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key."""
+
+
+def check_config(config: Mapping) -> None:
+    """Cross-field checks the schema cannot express; raise ConfigError naming the key."""
+    for i, code in enumerate(config["languages"]):
+        try:
+            languages.get(code)
+        except languages.UnknownLanguageError as err:
+            raise ConfigError(f"languages[{i}]: {err}") from err
+    corpus = config["corpus"]
+    if corpus["source"] == "fleurs_local" and not corpus.get("path"):
+        raise ConfigError("corpus.path: required when corpus.source is fleurs_local")
+    if corpus["source"] == "demo":
+        _check_demo_languages(config)
+    if corpus["source"] == "fleurs_hf":
+        raise ConfigError("corpus.source: fleurs_hf is not implemented yet; use fleurs_local")
+    for name, model in config["models"].items():
+        _check_model(name, model, config["languages"], config["modalities"])
+    if (
+        config["similarity"]["cross_lingual"] == "english_centric"
+        and ENGLISH not in config["languages"]
+    ):
+        raise ConfigError("similarity.cross_lingual: english_centric needs eng_Latn in languages")
+
+
+def _check_model(
+    name: str, model: Mapping, codes: Sequence[str], modalities: Sequence[str]
+) -> None:
+    """The adapter has a loader and supports every configured language and modality."""
+    from gapscope.models import FAMILIES, LOADERS
+
+    if model["adapter"] not in LOADERS:
+        raise ConfigError(
+            f"models.{name}.adapter: {model['adapter']!r} has no loader yet "
+            f"(available: {', '.join(sorted(LOADERS))})"
+        )
+    family = FAMILIES[model["adapter"]]
+    for modality in modalities:
+        unsupported = [code for code in codes if not family.supports(code, modality)]
+        if unsupported:
+            raise ConfigError(
+                f"models.{name}: {model['adapter']} has no {modality} support for "
+                f"{', '.join(unsupported)}; remove them from `languages` or the model"
+            )
+
+
+def _check_demo_languages(config: Mapping) -> None:
+    from gapscope.corpus import demo
+
+    have = demo.available_languages()
+    for code in config["languages"]:
+        if code not in have:
+            raise ConfigError(
+                f"languages: {code} is not in the demo corpus (corpus.source: demo), which has "
+                f"{', '.join(have)}"
+            )
+        if "speech" in config["modalities"] and languages.get(code).espeak is None:
+            raise ConfigError(
+                f"languages: {code} ({languages.get(code).name}) has no espeak-ng voice, so the "
+                "demo cannot synthesise its speech"
+            )
+
+
+def fleurs_codes(codes: Sequence[str]) -> dict[str, str]:
+    """FLORES code -> FLEURS config name."""
+    return {code: languages.get(code).fleurs for code in codes}
+
+
+def corpus_root(config: Mapping) -> str:
+    """Root of the FLEURS-layout folder the manifests are read from."""
+    corpus = config["corpus"]
+    if corpus["source"] == "demo":
+        return DEMO_CORPUS_ROOT
+    return str(corpus["path"])
+
+
+def is_demo_checkpoint(checkpoint: str) -> bool:
+    """True when the checkpoint is a tiny model this workflow builds itself."""
+    path = Path(checkpoint)
+    return path.parent == Path(DEMO_MODEL_ROOT) and path.name in DEMO_MODELS
+
+
+def model_params(config: Mapping, model: str) -> dict:
+    """The settings that determine a model's activations (rerun extraction when they change)."""
+    spec = config["models"][model]
+    corpus = config["corpus"]
+    return {
+        "name": model,
+        "adapter": spec["adapter"],
+        "checkpoint": spec["checkpoint"],
+        "revision": spec.get("revision"),
+        "init": spec.get("init", "pretrained"),
+        "dtype": spec.get("dtype", "bfloat16"),
+        "seed": spec.get("seed", 0),
+        "trust_remote_code": spec.get("trust_remote_code", False),
+        "pooling": "masked_mean",
+        "recording": str(corpus["recording"]),
+    }
+
+
+def extract_budget(extract: Mapping, modality: str) -> int:
+    """Padded batch size: tokens for text, 16 kHz samples for speech."""
+    if modality == "text":
+        return int(extract["batch_tokens"])
+    return int(extract["batch_seconds"] * 16_000)
+
+
+def plan_pairs(
+    models: Sequence[str],
+    codes: Sequence[str],
+    modalities: Sequence[str],
+    cross_lingual: str,
+    model_configs: Mapping | None = None,
+) -> list[tuple[str, str, str, str, str]]:
+    """(model, lang_a, modality_a, lang_b, modality_b) for every comparison.
+
+    Cross-modal: text vs speech of each language. Cross-lingual: each unordered language pair
+    per modality (``all``), or English against every other language (``english_centric``).
+    Languages inside a pair are ordered alphabetically so a pair's file never depends on
+    the order of the config list (adding a language only adds pairs).
+    """
+    pairs = []
+    langs = sorted(codes)
+    for model in models:
+        if "text" in modalities and "speech" in modalities:
+            pairs += [(model, lang, "text", lang, "speech") for lang in langs]
+        if cross_lingual == "none":
+            continue
+        for modality in modalities:
+            for a, b in itertools.combinations(langs, 2):
+                if cross_lingual == "english_centric" and ENGLISH not in (a, b):
+                    continue
+                pairs.append((model, a, modality, b, modality))
+    return pairs
+
+
+def print_headline(gaps_csv: str | Path) -> None:
+    """Print the headline table of a gaps CSV (no-op when it does not exist)."""
+    path = Path(gaps_csv)
+    if not path.exists():
+        return
+    import pandas as pd
+
+    from gapscope.gaps import format_headline
+
+    print(format_headline(pd.read_csv(path)))
+
+
+def start_log(path: str | Path) -> None:
+    """Send stderr and the logging module to a rule's log file (first line of every script)."""
+    import logging
+    import sys
+
+    sys.stderr = open(path, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the job)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )

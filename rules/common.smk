@@ -1,0 +1,112 @@
+"""Config validation, wildcard constraints, input functions and the final target list."""
+
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from gapscope import workflow as gw
+
+
+validate(config, schema="schemas/config.schema.yaml")
+gw.check_config(config)
+
+LANGUAGES = list(config["languages"])
+MODALITIES = list(config["modalities"])
+MODELS = list(config["models"])
+FLEURS = gw.fleurs_codes(LANGUAGES)
+
+
+wildcard_constraints:
+    language="|".join(LANGUAGES),
+    lang_a="|".join(LANGUAGES),
+    lang_b="|".join(LANGUAGES),
+    modality="text|speech",
+    modality_a="text|speech",
+    modality_b="text|speech",
+    model="|".join(MODELS),
+    fleurs="|".join(FLEURS.values()),
+    split="train|dev|test",
+    demo_model="|".join(gw.DEMO_MODELS),
+
+
+def store_path(model, language, modality):
+    """Path of one activation store."""
+    return f"results/activations/{model}/{language}/{modality}.zarr"
+
+
+def pair_path(model, lang_a, modality_a, lang_b, modality_b):
+    """Path of one pair's similarity table."""
+    return f"results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.parquet"
+
+
+def get_pairs():
+    """Every (model, lang_a, modality_a, lang_b, modality_b) compared under this config."""
+    return gw.plan_pairs(
+        MODELS, LANGUAGES, MODALITIES, config["similarity"]["cross_lingual"], config["models"]
+    )
+
+
+def get_pair_tables(wildcards):
+    """All pair tables that make up the similarity table."""
+    return [pair_path(*pair) for pair in get_pairs()]
+
+
+def get_corpus_table(wildcards):
+    """The FLEURS-layout split table of one language (synthesised, local or from the hub)."""
+    fleurs = FLEURS[wildcards.language]
+    return str(Path(gw.corpus_root(config)) / fleurs / f"{config['corpus']['split']}.tsv")
+
+
+def get_corpus_audio(wildcards):
+    """The folder with one language's split audio (generated for the demo)."""
+    fleurs = FLEURS[wildcards.language]
+    split = config["corpus"]["split"]
+    return str(Path(gw.corpus_root(config)) / fleurs / "audio" / split)
+
+
+def get_fleurs_language(wildcards):
+    """The FLORES code of a FLEURS config name."""
+    return {fleurs: code for code, fleurs in FLEURS.items()}[wildcards.fleurs]
+
+
+def get_model_dir(wildcards):
+    """The model folder when the workflow builds it (demo models), else nothing."""
+    path = config["models"][wildcards.model]["checkpoint"]
+    return [path] if gw.is_demo_checkpoint(path) else []
+
+
+def get_model_params(wildcards):
+    """Everything about a model that changes its activations (a change reruns extraction)."""
+    return gw.model_params(config, wildcards.model)
+
+
+def get_extract_budget(wildcards):
+    """Padded batch budget: tokens for text, samples for speech."""
+    return gw.extract_budget(config["extract"], wildcards.modality)
+
+
+def get_adapter(wildcards):
+    """The adapter family of a model (decides how its taps pair across modalities)."""
+    return config["models"][wildcards.model]["adapter"]
+
+
+def get_pair_stores(wildcards):
+    """The two activation stores a pair compares."""
+    return {
+        "a": store_path(wildcards.model, wildcards.lang_a, wildcards.modality_a),
+        "b": store_path(wildcards.model, wildcards.lang_b, wildcards.modality_b),
+    }
+
+
+def get_final_output():
+    """The final targets of the workflow."""
+    return [
+        "results/summary/similarity.parquet",
+        "results/summary/gaps.csv",
+        "results/figures/layer_curves.svg",
+    ]
+
+
+def print_headline():
+    """Print the headline gap table after a successful run."""
+    gw.print_headline("results/summary/gaps.csv")

@@ -1,0 +1,172 @@
+"""The real workflow, run by real Snakemake on a small copy of the demo config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from gapscope.store import open_view
+
+REPO = Path(__file__).resolve().parents[1]
+LANGUAGES = ["eng_Latn", "deu_Latn", "zho_Hans"]
+N_SENTENCES = 16
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run Snakemake from this interpreter on the repository's Snakefile."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+
+
+def small_config(workdir: Path, languages=LANGUAGES) -> dict:
+    with open(REPO / "config.yaml") as handle:
+        cfg = yaml.safe_load(handle)
+    cfg["languages"] = list(languages)
+    cfg["corpus"]["max_sentences"] = N_SENTENCES
+    cfg["similarity"].update(metrics=["svcca", "cka"], null_permutations=4)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    small_config(workdir)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir, result
+
+
+def test_stores_are_complete_and_aligned(demo_run):
+    workdir, _ = demo_run
+    for lang in LANGUAGES:
+        for modality in ("text", "speech"):
+            view = open_view(
+                workdir / f"results/activations/seamless_v2_tiny/{lang}/{modality}.zarr"
+            )
+            assert view.attrs["complete"] is True
+            assert view.attrs["language"] == lang and view.attrs["modality"] == modality
+            np.testing.assert_array_equal(view.sentence_ids, np.arange(1, N_SENTENCES + 1))
+            layers = [t for t in view.taps if t.startswith("layer")]
+            assert layers == [f"layer{i:02d}" for i in range(5)]
+            extra = {"text": ["encoder_out"], "speech": ["pre_adaptor", "post_adaptor"]}[modality]
+            assert view.taps[len(layers) :] == extra
+            for tap in view.taps:
+                values = view.read(tap)
+                assert values.shape == (N_SENTENCES, 64) and np.isfinite(values).all()
+                assert (view.lengths(tap) > 0).all()
+            if modality == "speech":
+                ratio = view.lengths("layer00") / view.lengths("post_adaptor")
+                assert 6 < ratio.mean() < 9  # the length adaptor shortens about 8x
+
+
+def test_corpus_is_in_fleurs_layout(demo_run):
+    workdir, _ = demo_run
+    table = pd.read_csv(
+        workdir / "resources/fleurs_demo/cmn_hans_cn/test.tsv", sep="\t", header=None, quoting=3
+    )
+    assert table.shape == (64, 7)
+    wav = workdir / "resources/fleurs_demo/cmn_hans_cn/audio/test" / table.iloc[0, 1]
+    import soundfile as sf
+
+    info = sf.info(wav)
+    assert info.samplerate == 16000 and info.channels == 1
+    report = json.loads((workdir / "results/corpus/zho_Hans/report.json").read_text())
+    assert report["sentence_ids"] == N_SENTENCES
+
+
+def test_similarity_table(demo_run):
+    workdir, _ = demo_run
+    table = pd.read_parquet(workdir / "results/summary/similarity.parquet")
+    expected = [
+        "model",
+        "comparison",
+        "lang_a",
+        "modality_a",
+        "tap_a",
+        "lang_b",
+        "modality_b",
+        "tap_b",
+        "metric",
+        "score",
+        "null_mean",
+        "null_std",
+        "heldout",
+        "ci_low",
+        "ci_high",
+        "n",
+        "k_a",
+        "k_b",
+    ]
+    assert list(table.columns) == expected
+    assert set(table["comparison"]) == {"cross_modal", "cross_lingual_text", "cross_lingual_speech"}
+    assert set(table["metric"]) == {"svcca", "cka"}
+    assert (table["n"] == N_SENTENCES).all()
+    svcca = table[table["metric"] == "svcca"]
+    assert svcca["score"].between(0, 1).all() and svcca["null_mean"].notna().all()
+    assert (svcca["k_a"] <= N_SENTENCES - 1).all()
+    cross_modal = svcca[svcca["comparison"] == "cross_modal"]
+    # 3 languages x (5 layers + 2 length-adaptation pairs)
+    assert len(cross_modal) == 3 * 7
+    assert {("encoder_out", "post_adaptor"), ("encoder_out", "pre_adaptor")} <= set(
+        zip(cross_modal["tap_a"], cross_modal["tap_b"], strict=True)
+    )
+    # 3 language pairs x 6 text taps; 3 pairs x 7 speech taps
+    assert (svcca["comparison"] == "cross_lingual_text").sum() == 3 * 6
+    assert (svcca["comparison"] == "cross_lingual_speech").sum() == 3 * 7
+    csv = pd.read_csv(workdir / "results/summary/similarity.csv")
+    assert len(csv) == len(table)
+
+
+def test_gaps_and_figure(demo_run):
+    workdir, result = demo_run
+    gaps = pd.read_csv(workdir / "results/summary/gaps.csv")
+    layer = gaps[gaps["tap"] == "layer04"].iloc[0]
+    table = pd.read_parquet(workdir / "results/summary/similarity.parquet")
+    rows = table[(table["metric"] == "svcca") & (table["tap_a"] == "layer04")]
+    for comparison in ("cross_modal", "cross_lingual_text", "cross_lingual_speech"):
+        expected = rows.loc[rows["comparison"] == comparison, "score"].mean()
+        assert layer[comparison] == pytest.approx(expected, rel=1e-5)
+    for suffix in ("svg", "png"):
+        path = workdir / f"results/figures/layer_curves.{suffix}"
+        assert path.stat().st_size > 1000
+    assert "seamless_v2_tiny" in result.stdout + result.stderr  # headline printed on success
+
+
+def test_second_run_does_nothing(demo_run):
+    workdir, _ = demo_run
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(demo_run):
+    workdir, _ = demo_run
+    result = snakemake(workdir, "--lint")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]

@@ -1,0 +1,102 @@
+"""Workflow helpers: config checks that name the key, pair planning, rerun-relevant params."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from gapscope import workflow as gw
+
+
+@pytest.fixture
+def config(repo_root):
+    with open(repo_root / "config.yaml") as handle:
+        cfg = yaml.safe_load(handle)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1]
+
+
+def test_default_config_passes(config):
+    gw.check_config(config)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["languages"].append("eng_latn"),
+            r"languages\[12\]: unknown language 'eng_latn'.*eng_Latn",
+        ),
+        (
+            lambda c: c["languages"].append("yor_Latn"),
+            "languages: yor_Latn is not in the demo corpus",
+        ),
+        (lambda c: c["corpus"].update(source="fleurs_local"), "corpus.path: required"),
+        (
+            lambda c: c["models"]["seamless_v2_tiny"].update(adapter="sonar"),
+            r"models.seamless_v2_tiny.adapter",
+        ),
+        (
+            lambda c: (
+                c["languages"].remove("eng_Latn"),
+                c["similarity"].update(cross_lingual="english_centric"),
+            ),
+            "similarity.cross_lingual",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(config, edit, message):
+    bad = copy.deepcopy(config)
+    edit(bad)
+    with pytest.raises(gw.ConfigError, match=message):
+        gw.check_config(bad)
+
+
+def test_plan_pairs_counts_and_order_independence():
+    langs = ["eng_Latn", "deu_Latn", "zho_Hans"]
+    pairs = gw.plan_pairs(["m"], langs, ["text", "speech"], "all")
+    cross_modal = [p for p in pairs if p[2] != p[4]]
+    cross_lingual = [p for p in pairs if p[2] == p[4]]
+    assert len(cross_modal) == 3 and len(cross_lingual) == 2 * 3
+    assert set(pairs) == set(gw.plan_pairs(["m"], langs[::-1], ["text", "speech"], "all"))
+    assert all(p[1] < p[3] for p in cross_lingual)
+
+
+def test_adding_a_language_only_adds_pairs():
+    before = set(gw.plan_pairs(["m"], ["eng_Latn", "deu_Latn"], ["text", "speech"], "all"))
+    after = set(
+        gw.plan_pairs(["m"], ["eng_Latn", "deu_Latn", "fra_Latn"], ["text", "speech"], "all")
+    )
+    assert before < after
+    assert all("fra_Latn" in (p[1], p[3]) for p in after - before)
+
+
+def test_english_centric_and_none():
+    langs = ["eng_Latn", "deu_Latn", "zho_Hans", "fra_Latn"]
+    centric = gw.plan_pairs(["m"], langs, ["text"], "english_centric")
+    assert len(centric) == 3 and all("eng_Latn" in (p[1], p[3]) for p in centric)
+    assert gw.plan_pairs(["m"], langs, ["text"], "none") == []
+
+
+def test_model_params_ignore_unrelated_settings(config):
+    a = gw.model_params(config, "seamless_v2_tiny")
+    other = copy.deepcopy(config)
+    other["similarity"]["null_permutations"] = 3
+    other["extract"]["batch_tokens"] = 17
+    assert gw.model_params(other, "seamless_v2_tiny") == a
+    other["models"]["seamless_v2_tiny"]["init"] = "random"
+    assert gw.model_params(other, "seamless_v2_tiny") != a
+
+
+def test_demo_checkpoint_detection():
+    assert gw.is_demo_checkpoint("resources/models/seamless_m4t_v2_tiny")
+    assert not gw.is_demo_checkpoint("facebook/seamless-m4t-v2-large")
+    assert not gw.is_demo_checkpoint("/data/models/seamless_m4t_v2_tiny")

@@ -1,0 +1,10 @@
+"""Rule corpus_synthesize_speech: espeak-ng speech for one demo language, FLEURS layout."""
+
+from pathlib import Path
+
+from gapscope import workflow
+from gapscope.corpus import demo
+
+workflow.start_log(snakemake.log[0])
+root = Path(snakemake.output.table).parent.parent
+demo.synthesize_split(snakemake.params.language, str(root), snakemake.wildcards.split)

@@ -1,0 +1,7 @@
+"""Rule extract_demo_model: a tiny random-init SeamlessM4T checkpoint with its processor."""
+
+from gapscope import workflow
+from gapscope.models import demo
+
+workflow.start_log(snakemake.log[0])
+demo.build_demo_model(snakemake.wildcards.demo_model, snakemake.output[0])
