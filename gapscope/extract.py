@@ -184,6 +184,7 @@ def run_view(
         dtype=model["dtype"],
         trust_remote_code=model["trust_remote_code"],
         seed=model["seed"],
+        options=dict(model.get("options") or {}),
     )
     target = default_device() if device == "auto" else torch.device(device)
     started = time.perf_counter()

@@ -114,6 +114,7 @@ def model_params(config: Mapping, model: str) -> dict:
         "dtype": spec.get("dtype", "bfloat16"),
         "seed": spec.get("seed", 0),
         "trust_remote_code": spec.get("trust_remote_code", False),
+        "options": dict(spec.get("options") or {}),
         "pooling": "masked_mean",
         "recording": str(corpus["recording"]),
     }
