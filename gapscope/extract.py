@@ -197,6 +197,8 @@ def run_view(
         "modality": modality,
         "pooling": model["pooling"],
         "recording": model["recording"],
+        "options": dict(model.get("options") or {}),
+        "seed": model["seed"],
         "taps": adapter.taps(modality),
         "device": str(target),
     }
