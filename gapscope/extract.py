@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gapscope.corpus.audio import TARGET_RATE, check_audio, read_audio
 from gapscope.models.base import check_finite
-from gapscope.store import ViewWriter
+from gapscope.store import ViewWriter, publish, staging_path
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,19 @@ def extract_view(
     ``budget`` is the padded batch size: tokens for text, samples (16 kHz) for speech.
     """
     ids = np.asarray(sorted(manifest["sentence_id"].unique()), dtype=np.int64)
-    real = padded = 0
+    real = padded = computed = 0
     bar = tqdm(total=len(manifest), unit="sent", file=sys.stderr, disable=not progress)
     context = f"{writer.path}"
-    for start in range(0, len(ids), writer.chunk_size):
+    skipped = min(writer.chunks_done * writer.chunk_size, len(ids))
+    if skipped:
+        log.info("resuming %s after %d finished chunk(s)", writer.path, writer.chunks_done)
+        bar.update(int(manifest["sentence_id"].isin(ids[:skipped]).sum()))
+    for index in range(writer.chunks_done, writer.n_chunks):
+        start = index * writer.chunk_size
         chunk_ids = ids[start : start + writer.chunk_size]
         rows = manifest[manifest["sentence_id"].isin(chunk_ids)].reset_index(drop=True)
         inputs = _load_inputs(rows, modality)
+        computed += len(rows)
         plan = plan_batches(_lengths(adapter, inputs, language, modality), budget)
         real, padded = real + plan.real, padded + plan.padded
         vectors: dict[str, np.ndarray] = {}
@@ -126,11 +132,17 @@ def extract_view(
         out_v, out_l = _average_recordings(
             rows["sentence_id"].to_numpy(), chunk_ids, vectors, lengths
         )
-        writer.write(start, out_v, out_l)
+        writer.write_chunk(index, out_v, out_l)
     bar.close()
     writer.finalize(adapter.taps(modality))
     waste = 0.0 if padded == 0 else 1.0 - real / padded
-    return {"n_sentences": int(len(ids)), "n_inputs": int(len(manifest)), "padding_waste": waste}
+    return {
+        "n_sentences": int(len(ids)),
+        "n_inputs": int(len(manifest)),
+        "computed_inputs": int(computed),
+        "resumed_sentences": int(skipped),
+        "padding_waste": waste,
+    }
 
 
 def _average_recordings(
@@ -203,15 +215,17 @@ def run_view(
         "device": str(target),
     }
     ids = sorted(manifest["sentence_id"].unique())
-    writer = ViewWriter(store, ids, attrs, chunk_size=chunk_size)
+    staging = staging_path(store)
+    writer = ViewWriter(staging, ids, attrs, chunk_size=chunk_size, resume=True)
     stats = extract_view(
         adapter, manifest, writer, language=language, modality=modality, budget=budget
     )
+    publish(staging, store)
     done = time.perf_counter()
     stats.update(
         load_seconds=loaded - started,
         extract_seconds=done - loaded,
-        sentences_per_second=stats["n_inputs"] / max(done - loaded, 1e-9),
+        sentences_per_second=stats["computed_inputs"] / max(done - loaded, 1e-9),
         device=str(target),
     )
     return stats
