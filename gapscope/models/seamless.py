@@ -149,7 +149,7 @@ class SeamlessAdapter:
         self.has_adaptor = (
             modality == "speech" and getattr(self.encoder, "adapter", None) is not None
         )
-        self._frame_masks: list[torch.Tensor] = []
+        self._frame_lengths: list[torch.Tensor] = []
         if self.has_adaptor:
             self.capture.input_of(self.encoder.adapter, "pre_adaptor")
             for i, layer in enumerate(self.encoder.adapter.layers):
@@ -166,10 +166,10 @@ class SeamlessAdapter:
         """
 
         def hook(_mod, args):
-            if not self._frame_masks:
+            if not self._frame_lengths:
                 return None
-            mask = self._frame_masks[index].to(args[0].dtype)
-            return (args[0] * mask[:, None, : args[0].shape[-1]],)
+            mask = lengths_to_mask(self._frame_lengths[index], args[0].shape[-1])
+            return (args[0] * mask.to(args[0].dtype)[:, None, :],)
 
         return hook
 
@@ -226,7 +226,7 @@ class SeamlessAdapter:
         )
         frames = feats["attention_mask"].to(self.device)
         dtype = next(self.model.parameters()).dtype
-        self._frame_masks = self._adaptor_masks(frames)
+        self._frame_lengths = self._adaptor_lengths(frames)
         out = self.encoder(
             input_features=feats["input_features"].to(self.device, dtype), attention_mask=frames
         )
@@ -235,19 +235,25 @@ class SeamlessAdapter:
         if self.has_adaptor:
             short = out.last_hidden_state
             tensors["post_adaptor"] = short
-            masks["post_adaptor"] = self._frame_masks[-1][:, : short.shape[1]]
-        self._frame_masks = []
+            masks["post_adaptor"] = lengths_to_mask(self._frame_lengths[-1], short.shape[1])
+        self._frame_lengths = []
         return _pool(tensors, masks)
 
-    def _adaptor_masks(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """Frame masks at the input of each adaptor layer, then after the last one."""
+    def _adaptor_lengths(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Real lengths at the input of each adaptor layer, then after the last one.
+
+        The adaptor's own rule (transformers' ``_compute_sub_sample_lengths_from_attention_mask``)
+        can be one shorter than the convolution's output when the feature extractor padded
+        the frames to an even count; that last position covers mostly padding and is left out.
+        """
         if not self.has_adaptor:
             return []
-        masks = [frames.bool()]
+        lengths = [frames.sum(dim=1).to(torch.long)]
         for layer in self.encoder.adapter.layers:
-            lengths = layer._compute_sub_sample_lengths_from_attention_mask(masks[-1].long())
-            masks.append(lengths_to_mask(lengths.to(torch.long), int(lengths.max().item())))
-        return masks
+            mask = lengths_to_mask(lengths[-1], frames.shape[1]).long()
+            sub = layer._compute_sub_sample_lengths_from_attention_mask(mask)
+            lengths.append(sub.to(torch.long))
+        return lengths
 
 
 def _pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:

@@ -1,0 +1,180 @@
+"""Extraction speed: length-batched extraction vs a one-sentence-at-a-time loop.
+
+Builds the tiny demo SeamlessM4T v2 checkpoint, then for text (demo sentences of several
+languages, repeated to the requested corpus size) and speech (espeak-ng synthesis) times:
+  * baseline: ``adapter.encode([sentence])`` for every sentence (same model, same pooling);
+  * gapscope: ``gapscope.extract.extract_view`` (sorted-by-length batches, chunked store).
+Prints sentences/s (median of --repeats runs), their ratio, padding waste, and the peak
+memory of a fresh process per corpus size (it must not grow with the corpus: stores are
+written chunk by chunk). Figures only; nothing here asserts a timing.
+
+    .venv/bin/python benchmarks/extract.py [--sentences 256] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def corpus(n: int, modality: str, workdir: Path) -> pd.DataFrame:
+    """A manifest of n sentences (demo text cycled over languages; speech synthesised)."""
+    from gapscope.corpus import demo, tts
+
+    table = demo.sentences()
+    langs = ["eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn"]
+    texts = [table[lang].iloc[i % len(table)] for i in range(n) for lang in [langs[i % 4]]]
+    audio = [""] * n
+    if modality == "speech":
+        import soundfile as sf
+
+        cache: dict[str, str] = {}
+        for i, (text, lang) in enumerate(zip(texts, [langs[i % 4] for i in range(n)], strict=True)):
+            if text not in cache:
+                path = workdir / f"s{len(cache)}.wav"
+                sf.write(path, tts.synthesize(text, lang), 16000)
+                cache[text] = str(path)
+            audio[i] = cache[text]
+    return pd.DataFrame(
+        {
+            "sentence_id": np.arange(n),
+            "recording": 0,
+            "text": texts,
+            "audio": audio,
+            "num_samples": -1,
+        }
+    )
+
+
+def load(checkpoint: Path, modality: str):
+    import torch
+
+    from gapscope.models import ModelSpec, load_adapter
+
+    spec = ModelSpec(name="tiny", adapter="seamless_m4t_v2", checkpoint=str(checkpoint))
+    return load_adapter(spec, modality, torch.device("cpu"))
+
+
+def time_loop(adapter, manifest: pd.DataFrame, modality: str) -> float:
+    from gapscope.extract import _load_inputs
+
+    inputs = _load_inputs(manifest, modality)
+    start = time.perf_counter()
+    for item in inputs:
+        adapter.encode([item], "eng_Latn", modality)
+    return len(inputs) / (time.perf_counter() - start)
+
+
+def time_batched(
+    adapter, manifest: pd.DataFrame, modality: str, workdir: Path
+) -> tuple[float, float]:
+    from gapscope import extract, workflow
+    from gapscope.store import ViewWriter
+
+    attrs = {
+        "model": "tiny",
+        "adapter": "seamless_m4t_v2",
+        "checkpoint": "x",
+        "revision": None,
+        "init": "pretrained",
+        "dtype": "float32",
+        "language": "eng_Latn",
+        "modality": modality,
+        "pooling": "masked_mean",
+        "taps": adapter.taps(modality),
+    }
+    budget = workflow.extract_budget({"batch_tokens": 8192, "batch_seconds": 240}, modality)
+    writer = ViewWriter(
+        workdir / f"b_{time.time_ns()}.zarr",
+        manifest["sentence_id"].tolist(),
+        attrs,
+        chunk_size=256,
+    )
+    start = time.perf_counter()
+    stats = extract.extract_view(
+        adapter,
+        manifest,
+        writer,
+        language="eng_Latn",
+        modality=modality,
+        budget=budget,
+        progress=False,
+    )
+    return len(manifest) / (time.perf_counter() - start), stats["padding_waste"]
+
+
+def peak_memory(checkpoint: Path, n: int, modality: str) -> float:
+    """Peak RSS (MiB) of a fresh process that extracts n sentences."""
+    here = str(Path(__file__).parent)
+    code = (
+        "import resource, sys, json, tempfile; from pathlib import Path;"
+        f"sys.path.insert(0, {here!r}); import extract as b;"
+        f"d = Path(tempfile.mkdtemp()); m = b.corpus({n}, {modality!r}, d);"
+        f"a = b.load(Path({str(checkpoint)!r}), {modality!r});"
+        f"b.time_batched(a, m, {modality!r}, d);"
+        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+
+    from gapscope.models.demo import build_demo_model
+
+    torch.set_num_threads(2)
+    work = Path(tempfile.mkdtemp(prefix="gapscope-bench-"))
+    checkpoint = build_demo_model("seamless_m4t_v2_tiny", work / "ckpt")
+    rows = []
+    for modality in ("text", "speech"):
+        manifest = corpus(args.sentences, modality, work)
+        adapter = load(checkpoint, modality)
+        time_loop(adapter, manifest.head(8), modality)  # warm-up
+        loops, batched, wastes = [], [], []
+        for _ in range(args.repeats):
+            loops.append(time_loop(adapter, manifest, modality))
+            speed, waste = time_batched(adapter, manifest, modality, work)
+            batched.append(speed)
+            wastes.append(waste)
+        small = peak_memory(checkpoint, args.sentences // 4, modality)
+        large = peak_memory(checkpoint, args.sentences, modality)
+        rows.append(
+            {
+                "modality": modality,
+                "sentences": args.sentences,
+                "loop sent/s": statistics.median(loops),
+                "batched sent/s": statistics.median(batched),
+                "speed-up": statistics.median(batched) / statistics.median(loops),
+                "padding waste": statistics.median(wastes),
+                f"peak MiB (n={args.sentences // 4})": small,
+                f"peak MiB (n={args.sentences})": large,
+            }
+        )
+    print(
+        f"tiny SeamlessM4T v2 on CPU ({torch.get_num_threads()} threads), "
+        f"median of {args.repeats} runs"
+    )
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
