@@ -64,6 +64,35 @@ FAMILIES: dict[str, Family] = {
     )
     for name in ("seamless_m4t_v2", "seamless_m4t")
 }
+# Speech-LLMs: text token embeddings (layer00) against the audio encoder output before
+# length adaptation and against the connector output the LLM receives (after it).
+SPEECH_LLM_ADAPTATION = (("layer00", "encoder_out"), ("layer00", "projector_out"))
+FAMILIES["speech_llm"] = Family(
+    "speech_llm",
+    {"text": None, "speech": None},
+    named_pairs=(*SPEECH_LLM_ADAPTATION, ("llm_out", "llm_out")),
+    length_adaptation=SPEECH_LLM_ADAPTATION,
+)
+# SALMONN: the window-level Q-Former is the length adaptor. Text token embeddings (layer00)
+# against its input (Whisper + BEATs features) and its projected output (the speech tokens
+# the LLM reads, = speech layer00 at the pooled windows).
+SALMONN_ADAPTATION = (("layer00", "qformer_in"), ("layer00", "qformer_out"))
+FAMILIES["salmonn"] = Family(
+    "salmonn",
+    {"text": None, "speech": None},
+    named_pairs=SALMONN_ADAPTATION,
+    length_adaptation=SALMONN_ADAPTATION,
+)
+# SONAR: the attention pooler is the length adaptation. The text sentence embedding against
+# the speech encoder output the pooler reads (mean-pooled) and against the pooled speech
+# embedding (paper 1b). Speech encoders exist for fewer languages than the text encoder.
+SONAR_ADAPTATION = (("pooled", "pre_pooler"), ("pooled", "pooled"))
+FAMILIES["sonar"] = Family(
+    "sonar",
+    {"text": "sonar_text", "speech": "sonar_speech"},
+    named_pairs=SONAR_ADAPTATION,
+    length_adaptation=SONAR_ADAPTATION,
+)
 
 
 def family(adapter: str) -> Family:
@@ -91,6 +120,9 @@ def cross_modal_pairs(
 LOADERS: dict[str, str] = {
     "seamless_m4t_v2": "gapscope.models.seamless:SeamlessAdapter",
     "seamless_m4t": "gapscope.models.seamless:SeamlessAdapter",
+    "speech_llm": "gapscope.models.speech_llm:SpeechLLMAdapter",
+    "salmonn": "gapscope.models.salmonn:SalmonnAdapter",
+    "sonar": "gapscope.models.sonar:SonarAdapter",  # runs in the SONAR environment only
 }
 """Adapter name -> "module:class" of its loader (imported only when a model is loaded)."""
 
