@@ -13,6 +13,8 @@ from gapscope import languages
 
 DEMO_MODELS = {"seamless_m4t_v2_tiny": 2, "seamless_m4t_tiny": 1}
 DEMO_CORPUS_ROOT = "resources/fleurs_demo"
+FLEURS_HF_ROOT = "resources/fleurs_hf"
+HF_DATASET_ROOT = "resources/hf_dataset"
 DEMO_MODEL_ROOT = "resources/models"
 ENGLISH = "eng_Latn"
 
@@ -33,15 +35,40 @@ def check_config(config: Mapping) -> None:
         raise ConfigError("corpus.path: required when corpus.source is fleurs_local")
     if corpus["source"] == "demo":
         _check_demo_languages(config)
-    if corpus["source"] == "fleurs_hf":
-        raise ConfigError("corpus.source: fleurs_hf is not implemented yet; use fleurs_local")
+    from gapscope import corpus as corpus_stage
+
+    try:
+        corpus_stage.check_config(corpus, list(config["languages"]))
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     for name, model in config["models"].items():
-        _check_model(name, model, config["languages"], config["modalities"])
+        codes = model_languages(name, model, config["languages"])
+        _check_model(name, model, codes, config["modalities"])
+        english_centric = config["similarity"]["cross_lingual"] == "english_centric"
+        if english_centric and model.get("languages") is not None and ENGLISH not in codes:
+            raise ConfigError(
+                f"models.{name}.languages: similarity.cross_lingual english_centric needs "
+                f"{ENGLISH} in the model's languages"
+            )
     if (
         config["similarity"]["cross_lingual"] == "english_centric"
         and ENGLISH not in config["languages"]
     ):
         raise ConfigError("similarity.cross_lingual: english_centric needs eng_Latn in languages")
+
+
+def model_languages(name: str, model: Mapping, codes: Sequence[str]) -> list[str]:
+    """The languages one model runs on: its own ``languages`` subset, else all of them."""
+    subset = model.get("languages")
+    if subset is None:
+        return list(codes)
+    for i, code in enumerate(subset):
+        if code not in codes:
+            raise ConfigError(
+                f"models.{name}.languages[{i}]: {code} is not in `languages` (a model's "
+                "languages are a subset of the configured ones)"
+            )
+    return list(subset)
 
 
 def _check_model(
@@ -61,7 +88,8 @@ def _check_model(
         if unsupported:
             raise ConfigError(
                 f"models.{name}: {model['adapter']} has no {modality} support for "
-                f"{', '.join(unsupported)}; remove them from `languages` or the model"
+                f"{', '.join(unsupported)}; remove them from `languages`, or list the "
+                f"supported ones in models.{name}.languages"
             )
 
 
@@ -92,6 +120,10 @@ def corpus_root(config: Mapping) -> str:
     corpus = config["corpus"]
     if corpus["source"] == "demo":
         return DEMO_CORPUS_ROOT
+    if corpus["source"] == "fleurs_hf":
+        return FLEURS_HF_ROOT
+    if corpus["source"] == "hf_dataset":
+        return HF_DATASET_ROOT
     return str(corpus["path"])
 
 
@@ -127,6 +159,38 @@ def extract_budget(extract: Mapping, modality: str) -> int:
     return int(extract["batch_seconds"] * 16_000)
 
 
+SONAR_ADAPTER = "sonar"
+DEFAULT_SONAR_PYTHON = ".venv-sonar/bin/python"
+
+
+def sonar_models(config: Mapping) -> list[str]:
+    """Models extracted in the SONAR environment (adapter ``sonar``), in config order."""
+    return [name for name, m in config["models"].items() if m["adapter"] == SONAR_ADAPTER]
+
+
+def models_regex(names: Sequence[str]) -> str:
+    """A {model} wildcard regex matching exactly ``names`` (never matching when empty)."""
+    return "|".join(names) or "(?!)"
+
+
+def sonar_python(config: Mapping, basedir: str | Path) -> str:
+    """The SONAR interpreter (``extract.sonar_python``; relative to the workflow folder)."""
+    path = Path(config["extract"].get("sonar_python") or DEFAULT_SONAR_PYTHON).expanduser()
+    return str(path if path.is_absolute() else Path(basedir) / path)
+
+
+def check_sonar_python(config: Mapping, basedir: str | Path) -> None:
+    """With a SONAR model configured, the SONAR interpreter must exist (before any job runs)."""
+    models = sonar_models(config)
+    python = sonar_python(config, basedir)
+    if models and not Path(python).exists():
+        raise ConfigError(
+            f"extract.sonar_python: {python} does not exist, but models {', '.join(models)} "
+            "run in the SONAR environment; build it with `bash envs/install_sonar.sh` "
+            "(or point extract.sonar_python at an existing one)"
+        )
+
+
 def plan_pairs(
     models: Sequence[str],
     codes: Sequence[str],
@@ -142,8 +206,9 @@ def plan_pairs(
     the order of the config list (adding a language only adds pairs).
     """
     pairs = []
-    langs = sorted(codes)
     for model in models:
+        spec = (model_configs or {}).get(model) or {}
+        langs = sorted(spec.get("languages") or codes)
         if "text" in modalities and "speech" in modalities:
             pairs += [(model, lang, "text", lang, "speech") for lang in langs]
         if cross_lingual == "none":

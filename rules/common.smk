@@ -4,15 +4,20 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from gapscope import gaps as gg
 from gapscope import workflow as gw
 
 
 validate(config, schema="schemas/config.schema.yaml")
 gw.check_config(config)
+gw.check_sonar_python(config, workflow.basedir)
 
 LANGUAGES = list(config["languages"])
 MODALITIES = list(config["modalities"])
 MODELS = list(config["models"])
+# SONAR models run under their own interpreter (rule extract_activations_sonar).
+SONAR_MODELS = gw.sonar_models(config)
+OTHER_MODELS = [m for m in MODELS if m not in SONAR_MODELS]
 FLEURS = gw.fleurs_codes(LANGUAGES)
 
 
@@ -58,7 +63,7 @@ def get_corpus_table(wildcards):
 
 
 def get_corpus_audio(wildcards):
-    """The folder with one language's split audio (generated for the demo)."""
+    """The folder with one language's split audio (generated, fetched or local)."""
     fleurs = FLEURS[wildcards.language]
     split = config["corpus"]["split"]
     return str(Path(gw.corpus_root(config)) / fleurs / "audio" / split)
@@ -67,6 +72,12 @@ def get_corpus_audio(wildcards):
 def get_fleurs_language(wildcards):
     """The FLORES code of a FLEURS config name."""
     return {fleurs: code for code, fleurs in FLEURS.items()}[wildcards.fleurs]
+
+
+def get_sentence_ids_file(wildcards):
+    """The file fixing the sentence ids of every language (corpus.sentence_ids), if any."""
+    path = config["corpus"].get("sentence_ids")
+    return path if path else []
 
 
 def get_model_dir(wildcards):
@@ -104,6 +115,8 @@ def get_final_output():
         "results/summary/similarity.parquet",
         "results/summary/gaps.csv",
         "results/figures/layer_curves.svg",
+        "results/corpus/coverage.tsv",
+        *gg.summary_targets(MODELS),  # gap tables, report pages, figures (rules/summarize.smk)
     ]
 
 

@@ -42,7 +42,7 @@ def test_default_config_passes(config):
         (lambda c: c["corpus"].update(source="fleurs_local"), "corpus.path: required"),
         (
             lambda c: c["models"]["seamless_v2_tiny"].update(adapter="sonar"),
-            r"models.seamless_v2_tiny.adapter",
+            r"models.seamless_v2_tiny: sonar has no speech support for amh_Ethi",
         ),
         (
             lambda c: (

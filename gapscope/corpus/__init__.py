@@ -1,19 +1,97 @@
 """Corpus stage: parallel sentences as text and speech, aligned by sentence id.
 
-Every source (the synthesised demo, a local FLEURS folder, the FLEURS hub files) ends in the
-same normalised manifest per language, so nothing downstream knows where data came from.
+Every source (the synthesised demo, a local FLEURS folder, the FLEURS hub files, a parquet
+speech dataset) ends in the same FLEURS-layout folder and then in the same normalised
+manifest per language, so nothing downstream knows where data came from.
+
+Selection rules (all deterministic, all reported in ``results/corpus/{language}/report.json``):
+
+1. ``corpus.sentence_ids`` (a file of ids), when set, fixes the candidate ids for every
+   language; requested ids the language lacks are listed as ``missing_ids``, never replaced.
+2. ``corpus.max_sentences`` keeps the smallest candidate ids, before any quality check, so a
+   dropped id is reported as dropped rather than silently replaced by the next one.
+3. Text: the id's transcript (identical on every row in FLEURS; where rows disagree, the most
+   frequent form wins and the id is listed under ``text_variants``). An empty transcript is a
+   bad input.
+4. Recording (``corpus.recording``): ``first`` = the first recording in table order (with
+   ``on_bad_input: skip``, the next usable one when it is bad, listed under
+   ``fallback_recordings``); ``all`` = every usable recording (averaged in representation
+   space at extraction); an index ``k`` = the k-th recording (0-based, table order), ids
+   without it are listed under ``ids_without_recording``.
+5. Bad inputs (unreadable, empty, too short, silent, non-finite or clipped audio, audio
+   longer than ``corpus.max_seconds``; empty transcripts): ``corpus.on_bad_input: error``
+   stops with every problem listed; ``skip`` drops the recording (the id when none is left)
+   and lists it under ``skipped``.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from gapscope.corpus import fleurs
+from gapscope.corpus.audio import AudioError, inspect_audio
 
 MANIFEST_COLUMNS = ["sentence_id", "recording", "text", "audio", "num_samples"]
+MAX_LISTED = 20
+SELECTION_KEYS = (
+    "source",
+    "path",
+    "split",
+    "text_field",
+    "recording",
+    "max_sentences",
+    "sentence_ids",
+    "on_bad_input",
+    "max_clipped_fraction",
+    "max_seconds",
+)
+"""The corpus settings that change a manifest (a change reruns the manifest job)."""
+
+
+def manifest_params(corpus: dict) -> dict:
+    """The part of ``config["corpus"]`` the manifest stage depends on."""
+    return {key: corpus.get(key) for key in SELECTION_KEYS}
+
+
+class CorpusError(ValueError):
+    """The corpus of a language cannot be built; the message lists every problem."""
+
+
+def read_sentence_ids(path: str | Path) -> list[int]:
+    """Sorted unique ids from a file: one id per line (first field of a TSV/CSV row).
+
+    Blank lines and ``#`` comments are ignored, and so is a first line ``id`` or
+    ``sentence_id`` (a header). Anything else that is not an integer names its line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"corpus.sentence_ids: {path} not found")
+    ids: set[int] = set()
+    header_allowed = True
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1):
+        field = line.split("#", 1)[0].strip().replace(",", "\t").split("\t")[0].strip()
+        if not field:
+            continue
+        if header_allowed and field in ("id", "sentence_id"):
+            header_allowed = False
+            continue
+        header_allowed = False
+        if not re.fullmatch(r"[0-9]+", field):
+            raise ValueError(f"corpus.sentence_ids: {path}: line {lineno}: {field!r} is not an id")
+        ids.add(int(field))
+    if not ids:
+        raise ValueError(f"corpus.sentence_ids: {path} holds no sentence id")
+    return sorted(ids)
+
+
+def _text_key(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def build_manifest(
@@ -25,54 +103,171 @@ def build_manifest(
     recording: str | int = "first",
     max_sentences: int | None = None,
     source: str = "",
+    sentence_ids: list[int] | None = None,
+    on_bad_input: str = "error",
+    check: Callable[[Path], int] | None = None,
+    report: dict | None = None,
 ) -> pd.DataFrame:
     """Normalise a FLEURS split table into the manifest (one row per kept recording).
 
-    ``recording``: ``first`` keeps the first row of each id (table order); an integer keeps
-    that recording index and drops ids without it; ``all`` keeps every recording (averaged in
-    representation space at extraction). ``max_sentences`` keeps the smallest ids, so the
-    same ids are kept in every language. Empty transcripts raise with the sentence id.
+    See the module docstring for the selection rules. ``check(path)`` validates one audio
+    file and returns its length in 16 kHz samples (raising :class:`AudioError`); without
+    it audio is not looked at and the table's ``num_samples`` is kept. ``report``, when
+    given, is filled with the counts and lists the selection produced.
     """
     if text_field not in table.columns:
         raise ValueError(f"corpus.text_field: {text_field!r} is not a column of {source}")
-    df = table.copy()
+    if on_bad_input not in ("error", "skip"):
+        raise ValueError(f"corpus.on_bad_input: {on_bad_input!r} is not error or skip")
+    if recording not in ("first", "all"):
+        recording = int(recording)
+    df = table.reset_index(drop=True).copy()
     df["recording"] = df.groupby("id").cumcount()
-    empty = df[text_field].str.strip() == ""
-    if empty.any():
-        ids = sorted(set(df.loc[empty, "id"].tolist()))
-        raise ValueError(
-            f"{source}: empty or whitespace-only {text_field} for sentence id(s) {ids}"
-        )
-    texts = df.groupby("id")[text_field].nunique()
-    if (texts > 1).any():
-        bad = texts[texts > 1].index.tolist()
-        raise ValueError(f"{source}: sentence id(s) {bad} have different texts on different rows")
-    if recording == "first":
-        df = df[df["recording"] == 0]
-    elif recording != "all":
-        df = df[df["recording"] == int(recording)]
-    ids = sorted(df["id"].unique())
+    df[text_field] = df[text_field].fillna("").astype(str)
+    groups = {int(k): g for k, g in df.groupby("id", sort=True)}
+    in_table = sorted(groups)
+
+    candidates, missing = in_table, []
+    if sentence_ids is not None:
+        wanted = set(sentence_ids)
+        candidates = [i for i in in_table if i in wanted]
+        missing = sorted(wanted - set(in_table))
+    capped = []
     if max_sentences is not None:
-        ids = ids[:max_sentences]
-    df = df[df["id"].isin(ids)].sort_values(["id", "recording"])
-    folder = Path(audio_folder)
-    return pd.DataFrame(
-        {
-            "sentence_id": df["id"].astype("int64").to_numpy(),
-            "recording": df["recording"].astype("int64").to_numpy(),
-            "text": df[text_field].to_numpy(),
-            "audio": [str(folder / name) for name in df["file_name"]],
-            "num_samples": pd.to_numeric(df["num_samples"], errors="coerce")
-            .fillna(-1)
-            .astype("int64")
-            .to_numpy(),
-        }
+        candidates, capped = candidates[:max_sentences], candidates[max_sentences:]
+
+    folder = fleurs.AudioFolder(audio_folder)
+    rows: list[dict] = []
+    empty_text: list[int] = []
+    problems: list[dict] = []
+    variants: list[int] = []
+    fallbacks: list[dict] = []
+    without: list[int] = []
+    dropped: list[int] = []
+    skip = on_bad_input == "skip"
+
+    def usable(row) -> tuple[bool, int, str]:
+        path = folder.resolve(row["file_name"])
+        if check is None:
+            n = pd.to_numeric(row["num_samples"], errors="coerce")
+            return True, -1 if pd.isna(n) else int(n), str(path)
+        try:
+            return True, int(check(path)), str(path)
+        except AudioError as err:
+            problems.append(
+                {
+                    "sentence_id": int(row["id"]),
+                    "recording": int(row["recording"]),
+                    "file": str(path),
+                    "reason": str(err),
+                }
+            )
+            return False, -1, str(path)
+
+    for sid in candidates:
+        group = groups[sid]
+        texts = [t.strip() for t in group[text_field]]
+        keyed = [(_text_key(t), t) for t in texts if t]
+        if not keyed:
+            empty_text.append(sid)
+            dropped.append(sid)
+            continue
+        counts = Counter(k for k, _ in keyed)
+        best = max(counts.values())
+        text = next(t for k, t in keyed if counts[k] == best)
+        if len(counts) > 1:
+            variants.append(sid)
+        records = group.to_dict("records")
+        chosen: list[tuple[dict, int, str]] = []
+        if recording == "first":
+            for position, row in enumerate(records):
+                ok, n, path = usable(row)
+                if ok:
+                    chosen.append((row, n, path))
+                    if position:
+                        fallbacks.append({"sentence_id": sid, "recording": int(row["recording"])})
+                    break
+                if not skip:
+                    break
+        elif recording == "all":
+            for row in records:
+                ok, n, path = usable(row)
+                if ok:
+                    chosen.append((row, n, path))
+        else:
+            match = [r for r in records if r["recording"] == recording]
+            if not match:
+                without.append(sid)
+                continue
+            ok, n, path = usable(match[0])
+            if ok:
+                chosen.append((match[0], n, path))
+        if not chosen:
+            dropped.append(sid)
+            continue
+        for row, n, path in chosen:
+            rows.append(
+                {
+                    "sentence_id": sid,
+                    "recording": int(row["recording"]),
+                    "text": text,
+                    "audio": path,
+                    "num_samples": n,
+                }
+            )
+
+    if (empty_text or problems) and not skip:
+        raise CorpusError(_problem_message(source, text_field, empty_text, problems))
+
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    manifest = manifest.astype(
+        {"sentence_id": "int64", "recording": "int64", "num_samples": "int64"}
     )
+    if report is not None:
+        skipped = [
+            {"sentence_id": sid, "recording": None, "file": None, "reason": f"empty {text_field}"}
+            for sid in empty_text
+        ] + problems
+        per_id = manifest.groupby("sentence_id").size()
+        report.update(
+            {
+                "language": language,
+                "source": source,
+                "text_field": text_field,
+                "recording": str(recording),
+                "on_bad_input": on_bad_input,
+                "rows_in_table": int(len(table)),
+                "ids_in_table": len(in_table),
+                "max_recordings_per_id": int(df.groupby("id").size().max()) if len(df) else 0,
+                "ids_requested": None if sentence_ids is None else len(set(sentence_ids)),
+                "missing_ids": missing,
+                "ids_not_requested": len(in_table) - len(candidates) - len(capped),
+                "ids_beyond_max_sentences": len(capped),
+                "sentence_ids": int(manifest["sentence_id"].nunique()),
+                "recordings_used": int(len(manifest)),
+                "recordings_per_id": {str(k): int(v) for k, v in Counter(per_id).items()},
+                "dropped_ids": sorted(dropped),
+                "ids_without_recording": without,
+                "skipped": skipped,
+                "fallback_recordings": fallbacks,
+                "text_variants": variants,
+            }
+        )
+    return manifest
 
 
-def _as_int(column: pd.Series) -> np.ndarray:
-    """Integer column with -1 where the cell is missing or not a number."""
-    return pd.to_numeric(column, errors="coerce").fillna(-1).astype("int64").to_numpy()
+def _problem_message(source: str, field: str, empty: list[int], problems: list[dict]) -> str:
+    lines = [
+        f"{source}: {len(empty) + len(problems)} bad input(s); fix them, or set "
+        "corpus.on_bad_input: skip to drop them (they are then listed in the corpus report)"
+    ]
+    if empty:
+        lines.append(f"empty or whitespace-only {field} for sentence id(s) {empty}")
+    for p in problems[:MAX_LISTED]:
+        lines.append(f"sentence id {p['sentence_id']} recording {p['recording']}: {p['reason']}")
+    if len(problems) > MAX_LISTED:
+        lines.append(f"... and {len(problems) - MAX_LISTED} more audio problem(s)")
+    return "\n  ".join(lines)
 
 
 def write_manifest(manifest: pd.DataFrame, path: str | Path) -> None:
@@ -89,39 +284,110 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return df
 
 
-__all__ = ["MANIFEST_COLUMNS", "build_manifest", "fleurs", "read_manifest", "write_manifest"]
-
-
 def prepare_manifest(
-    table_path: str | Path, audio_folder: str | Path, *, language: str, corpus: dict
+    table_path: str | Path,
+    audio_folder: str | Path,
+    *,
+    language: str,
+    corpus: dict,
+    sentence_ids_path: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Read a FLEURS split table, build the manifest and a small corpus report.
+    """Read a FLEURS split table, check every used audio file, build the manifest and report.
 
-    Audio files named by the table must exist; the error lists the missing ones.
+    Every audio file the manifest names is read and checked here (the same reader and checks
+    extraction uses), so extraction never meets a bad file halfway through a store.
     """
     table = fleurs.read_tsv(table_path)
+    max_clipped = float(corpus.get("max_clipped_fraction", 0.01))
+    max_seconds = corpus.get("max_seconds")
+    rates: Counter = Counter()
+    channels: Counter = Counter()
+
+    def check(path: Path) -> int:
+        info = inspect_audio(path, max_clipped_fraction=max_clipped, max_seconds=max_seconds)
+        rates[info.rate] += 1
+        channels[info.channels] += 1
+        return info.num_samples
+
+    ids_file = sentence_ids_path or corpus.get("sentence_ids")
+    report: dict = {}
     manifest = build_manifest(
         table,
         audio_folder,
         language=language,
-        text_field=corpus["text_field"],
-        recording=corpus["recording"],
+        text_field=corpus.get("text_field", "raw_transcription"),
+        recording=corpus.get("recording", "first"),
         max_sentences=corpus.get("max_sentences"),
         source=str(table_path),
+        sentence_ids=read_sentence_ids(ids_file) if ids_file else None,
+        on_bad_input=corpus.get("on_bad_input", "error"),
+        check=check,
+        report=report,
     )
-    missing = [p for p in manifest["audio"] if not Path(p).exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{table_path}: {len(missing)} audio file(s) missing, e.g. {missing[:3]}"
+    if manifest["sentence_id"].nunique() < 3:
+        raise CorpusError(
+            f"{table_path}: {manifest['sentence_id'].nunique()} sentence(s) left for {language} "
+            f"(at least 3 needed); see the selection counts: "
+            + ", ".join(
+                f"{k}={report[k] if isinstance(report[k], int) else len(report[k])}"
+                for k in ("ids_in_table", "missing_ids", "dropped_ids", "ids_without_recording")
+            )
         )
-    if manifest.empty:
-        raise ValueError(f"{table_path}: no sentence left for {language}")
-    report = {
-        "language": language,
-        "source": str(table_path),
-        "rows_in_table": int(len(table)),
-        "sentence_ids": int(manifest["sentence_id"].nunique()),
-        "recordings_used": int(len(manifest)),
-        "max_recordings_per_id": int(table.groupby("id").size().max()),
-    }
+    report["sentence_ids_file"] = str(ids_file) if ids_file else None
+    report["audio_rates"] = {str(k): v for k, v in sorted(rates.items())}
+    report["audio_channels"] = {str(k): v for k, v in sorted(channels.items())}
     return manifest, report
+
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "CorpusError",
+    "build_manifest",
+    "check_config",
+    "fleurs",
+    "manifest_params",
+    "prepare_manifest",
+    "read_manifest",
+    "read_sentence_ids",
+    "write_manifest",
+]
+
+
+def check_config(corpus: dict, codes: list[str]) -> None:
+    """Checks of ``config["corpus"]`` the schema cannot express; ValueError names the key.
+
+    Run at config validation, before any job: a missing local table, a missing id file or
+    an incomplete ``hf_dataset`` section fails here rather than in the middle of a run.
+    """
+    from gapscope import languages
+
+    source = corpus["source"]
+    if source == "fleurs_local" and corpus.get("path"):
+        root = Path(corpus["path"])
+        if not root.is_dir():
+            raise ValueError(f"corpus.path: {root} is not a folder")
+        split = corpus.get("split", "test")
+        absent = [
+            f"{code} ({fleurs.tsv_path(root, languages.get(code).fleurs, split)})"
+            for code in codes
+            if not fleurs.tsv_path(root, languages.get(code).fleurs, split).exists()
+        ]
+        if absent:
+            raise ValueError(
+                f"corpus.path: no {split} table for {len(absent)} language(s) under {root}: "
+                f"{', '.join(absent[:5])}"
+            )
+    if source == "hf_dataset":
+        from gapscope.corpus import hf_dataset
+
+        hf_dataset.check_options(corpus.get("hf_dataset") or {}, list(codes))
+        import importlib.util
+
+        if importlib.util.find_spec("datasets") is None:
+            raise ValueError(
+                "corpus.source: hf_dataset needs the `datasets` package "
+                "(pip install 'gapscope[hf]')"
+            )
+    ids = corpus.get("sentence_ids")
+    if ids and not Path(ids).is_file():
+        raise ValueError(f"corpus.sentence_ids: {ids} is not a file")

@@ -1,0 +1,14 @@
+"""Rule corpus_fetch_dataset: one language of a parquet speech dataset -> official layout."""
+
+from gapscope import workflow
+from gapscope.corpus import hf_dataset
+
+workflow.start_log(snakemake.log[0])
+hf_dataset.export_language(
+    snakemake.params.options,
+    snakemake.params.language,
+    snakemake.wildcards.split,
+    snakemake.output.table,
+    snakemake.output.audio,
+    cache_dir=snakemake.params.cache_dir,
+)
