@@ -1,7 +1,8 @@
-"""Gap tables: modality gap vs language gap, length adaptation, and a terminal headline.
+"""Gap tables: modality gap vs language gap, length adaptation, lengths, and a headline.
 
-All functions take the tidy similarity table (see DESIGN.md, "Similarity and summary
-outputs") and return new DataFrames; nothing is modified in place.
+The table functions take the tidy similarity table (see DESIGN.md, "Similarity and summary
+outputs") and return new DataFrames; nothing is modified in place. The length functions take
+the pooled lengths read from the activation stores (:func:`read_lengths`).
 
 Conventions
 -----------
@@ -14,6 +15,11 @@ Conventions
 - ``*_null`` is the mean of ``null_mean`` over pairs and ``*_calibrated`` the mean over pairs
   of ``score - null_mean``. Both are NaN unless every pair in the cell has a null, so that
   calibrated and raw means always cover the same pairs.
+- Averages over languages (per resource group, and ``"all"`` over every language) are
+  plain means with the sample std over languages next to them (``*_std``, NaN for one
+  language) and ``n_languages``; they are NaN as soon as one language lacks the value.
+- Resource group, family and script of a language come from the shipped language table
+  (:mod:`gapscope.languages`); groups are ordered high, medium, low, then ``"all"``.
 """
 
 from __future__ import annotations
@@ -27,14 +33,35 @@ import pandas as pd
 
 __all__ = [
     "COMPARISONS",
+    "ENGLISH",
     "GAP_COLUMNS",
+    "GROUP_ORDER",
     "NAMED_TAP_ORDER",
     "TAP_SEPARATOR",
+    "cross_lingual_table",
+    "cross_modal_table",
     "format_headline",
+    "format_length_adaptation",
     "gap_table",
+    "group_summary",
     "headline",
+    "html_page",
+    "language_info",
+    "language_order",
     "layer_index",
     "length_adaptation_effect",
+    "length_adaptation_pairs",
+    "length_adaptation_by_model",
+    "length_ratio_groups",
+    "length_ratios",
+    "length_statistics",
+    "length_taps",
+    "length_taps_by_model",
+    "modality_vs_language",
+    "modality_vs_language_groups",
+    "read_lengths",
+    "summary_metric",
+    "summary_targets",
     "tap_label",
     "tap_sort_key",
 ]
@@ -164,6 +191,13 @@ def gap_table(similarity: pd.DataFrame, *, metric: str = "svcca") -> pd.DataFram
     return out[columns].reset_index(drop=True)
 
 
+def _cell_values(table: pd.DataFrame, key: str) -> dict[str, float]:
+    """Row ``key`` of ``table`` as floats; every column NaN when the row is missing."""
+    if key not in table.index:
+        return {col: math.nan for col in table.columns}
+    return {col: float(table.at[key, col]) for col in table.columns}
+
+
 def length_adaptation_effect(
     similarity: pd.DataFrame,
     *,
@@ -172,55 +206,83 @@ def length_adaptation_effect(
     after: TapPair = ("encoder_out", "post_adaptor"),
     groups: Mapping[str, str] | None = None,
     per_model: Mapping[str, tuple[TapPair, TapPair]] | None = None,
+    models: Sequence[str] | None = None,
+    overall: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-modal score before vs after length adaptation, per language and per group.
 
     ``before``/``after`` are (text tap, speech tap) pairs of cross-modal rows; ``per_model``
     maps a model to its own ``(before, after)`` and overrides the defaults for that model
-    (each adapter family declares its own pair). ``groups`` maps language -> resource group;
-    unmapped languages get group ``"unassigned"``; without ``groups`` everything is ``"all"``.
+    (each adapter family declares its own pair, see :func:`length_adaptation_pairs`).
+    ``models`` restricts the models (default: every model in the table). ``groups`` maps
+    language -> resource group; unmapped languages get group ``"unassigned"``; without
+    ``groups`` everything is ``"all"``. ``overall`` adds a group ``"all"`` over every
+    language of a model (only with ``groups``).
 
     Returns ``(per_language, per_group)``:
 
-    - per_language: model, language, group, metric, before_tap, after_tap, before, after,
-      delta (= after - before; NaN if either side is missing).
-    - per_group: model, group, metric, n_languages (languages with a delta), before_mean,
-      after_mean, delta_mean, delta_std (sample std, NaN for one language). Groups follow
-      the order of first appearance in ``groups``, then ``"unassigned"``.
+    - per_language: model, language, group, metric, before_tap, after_tap, before,
+      before_null, before_calibrated, after, after_null, after_calibrated, delta
+      (= after - before; NaN if either side is missing), delta_calibrated (= after_calibrated
+      - before_calibrated; NaN without both nulls), n (sentences, smallest of both sides).
+    - per_group: model, group, metric, before_tap, after_tap, n_languages (languages with a
+      delta), before_mean, before_std, after_mean, after_std, delta_mean, delta_std,
+      delta_calibrated_mean, delta_calibrated_std (sample std over languages, NaN for one
+      language; calibrated values are NaN unless every language of the group has nulls).
+      Groups follow the order of first appearance in ``groups``, then ``"unassigned"``,
+      then ``"all"``.
     """
     per_model = per_model or {}
     lang_cols = [
-        "model", "language", "group", "metric",
-        "before_tap", "after_tap", "before", "after", "delta",
+        "model", "language", "group", "metric", "before_tap", "after_tap",
+        "before", "before_null", "before_calibrated", "after", "after_null",
+        "after_calibrated", "delta", "delta_calibrated", "n",
     ]  # fmt: skip
+    values = ["before", "after", "delta", "delta_calibrated"]
     group_cols = [
-        "model", "group", "metric", "n_languages",
-        "before_mean", "after_mean", "delta_mean", "delta_std",
+        "model", "group", "metric", "before_tap", "after_tap", "n_languages",
+        *[f"{v}_{stat}" for v in values for stat in ("mean", "std")],
     ]  # fmt: skip
     df = similarity[(similarity["metric"] == metric) & (similarity["comparison"] == "cross_modal")]
+    if models is not None:
+        df = df[df["model"].isin(list(models))]
     rows: list[dict[str, object]] = []
     for model, sub in df.groupby("model", sort=True):
         pair_before, pair_after = per_model.get(str(model), (before, after))
-        scores = {}
+        sides = {}
         for side, (ta, tb) in (("before", pair_before), ("after", pair_after)):
-            hit = sub[(sub["tap_a"] == ta) & (sub["tap_b"] == tb)]
-            scores[side] = hit.groupby("lang_a")["score"].mean()
-        languages = sorted(set(scores["before"].index) | set(scores["after"].index))
+            hit = sub[(sub["tap_a"] == ta) & (sub["tap_b"] == tb)].copy()
+            hit["calibrated"] = hit["score"].astype(float) - hit["null_mean"].astype(float)
+            grouped = hit.groupby("lang_a")
+            sides[side] = pd.DataFrame(
+                {
+                    "score": grouped["score"].mean(),
+                    "null": grouped["null_mean"].agg(_strict_mean),
+                    "calibrated": grouped["calibrated"].agg(_strict_mean),
+                    "n": grouped["n"].min(),
+                }
+            )
+        languages = sorted(set(sides["before"].index) | set(sides["after"].index))
         for lang in languages:
-            b = float(scores["before"].get(lang, math.nan))
-            a = float(scores["after"].get(lang, math.nan))
-            group = "all" if groups is None else groups.get(lang, "unassigned")
+            b, a = (_cell_values(sides[side], lang) for side in ("before", "after"))
+            sizes = [v for v in (b["n"], a["n"]) if not math.isnan(v)]
             rows.append(
                 {
                     "model": model,
                     "language": lang,
-                    "group": group,
+                    "group": "all" if groups is None else groups.get(lang, "unassigned"),
                     "metric": metric,
                     "before_tap": tap_label(*pair_before),
                     "after_tap": tap_label(*pair_after),
-                    "before": b,
-                    "after": a,
-                    "delta": a - b,
+                    "before": b["score"],
+                    "before_null": b["null"],
+                    "before_calibrated": b["calibrated"],
+                    "after": a["score"],
+                    "after_null": a["null"],
+                    "after_calibrated": a["calibrated"],
+                    "delta": a["score"] - b["score"],
+                    "delta_calibrated": a["calibrated"] - b["calibrated"],
+                    "n": min(sizes) if sizes else math.nan,
                 }
             )
     per_language = pd.DataFrame(rows, columns=lang_cols)
@@ -228,22 +290,14 @@ def length_adaptation_effect(
         return per_language, pd.DataFrame(columns=group_cols)
 
     order = list(dict.fromkeys(groups.values())) if groups else []
-    rank = {g: i for i, g in enumerate([*order, "all", "unassigned"])}
     valid = per_language.dropna(subset=["delta"])
-    per_group = (
-        valid.groupby(["model", "group"], sort=False)
-        .agg(
-            n_languages=("delta", "size"),
-            before_mean=("before", "mean"),
-            after_mean=("after", "mean"),
-            delta_mean=("delta", "mean"),
-            delta_std=("delta", lambda s: s.std(ddof=1)),
-        )
-        .reset_index()
+    per_group = group_summary(
+        valid,
+        keys=["model", "metric", "before_tap", "after_tap"],
+        values=values,
+        overall=overall and groups is not None,
+        order=[*order, "unassigned"],
     )
-    per_group["metric"] = metric
-    per_group["_rank"] = per_group["group"].map(rank)
-    per_group = per_group.sort_values(["model", "_rank"], kind="stable")
     return per_language, per_group[group_cols].reset_index(drop=True)
 
 
@@ -354,3 +408,702 @@ def format_headline(gaps: pd.DataFrame) -> str:
     if not body:
         return "(no cross-modal scores)"
     return _fmt_table(header, body)
+
+
+# --------------------------------------------------------------------------------------
+# Languages and groups
+
+ENGLISH = "eng_Latn"
+GROUP_ORDER: tuple[str, ...] = ("high", "medium", "low")
+OVERALL = "all"
+
+
+def language_info(codes: Sequence[str]) -> pd.DataFrame:
+    """language, name, group (resource level), family, script for each code, in order.
+
+    Codes missing from the language table get group ``"unassigned"`` and empty metadata.
+    """
+    from gapscope import languages
+
+    rows = []
+    for code in codes:
+        try:
+            lang = languages.get(code)
+        except languages.UnknownLanguageError:
+            rows.append((code, code, "unassigned", "", code.rpartition("_")[2]))
+            continue
+        rows.append((code, lang.name, lang.resource, lang.family, lang.script))
+    return pd.DataFrame(rows, columns=["language", "name", "group", "family", "script"])
+
+
+def _group_rank(group: str) -> tuple[int, str]:
+    if group in GROUP_ORDER:
+        return (0, str(GROUP_ORDER.index(group)))
+    return (2, "") if group == OVERALL else (1, group)
+
+
+def language_order(codes: Sequence[str], by: str = "resource") -> list[str]:
+    """Order languages for tables and heatmaps.
+
+    ``by``: ``resource`` (high, medium, low; then family, then code), ``family`` (family,
+    then resource, then code), ``code`` (alphabetical) or ``config`` (as given).
+    """
+    codes = list(dict.fromkeys(codes))
+    if by == "config":
+        return codes
+    if by == "code":
+        return sorted(codes)
+    info = language_info(codes).set_index("language")
+    if by == "resource":
+        return sorted(
+            codes, key=lambda c: (_group_rank(info.at[c, "group"]), info.at[c, "family"], c)
+        )
+    if by == "family":
+        return sorted(
+            codes, key=lambda c: (info.at[c, "family"], _group_rank(info.at[c, "group"]), c)
+        )
+    raise ValueError(f"language order {by!r}: expected resource, family, code or config")
+
+
+def _annotate(table: pd.DataFrame, column: str = "language") -> pd.DataFrame:
+    """Add group, family and script of ``table[column]`` after that column."""
+    info = language_info(sorted(set(table[column]))).set_index("language")
+    out = table.copy()
+    at = list(out.columns).index(column) + 1
+    for offset, field in enumerate(("group", "family", "script")):
+        values = out[column].map(info[field]) if len(out) else pd.Series(dtype=object)
+        out.insert(at + offset, field, values)
+    return out
+
+
+def _sort_rows(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Sort by model, tap (tap order), language (resource order) and group (group order)."""
+    if table.empty:
+        return table.reset_index(drop=True)
+    sort_cols = []
+    out = table.copy()
+    for key in keys:
+        rank_col = f"_rank_{key}"
+        values = list(dict.fromkeys(out[key]))
+        if key in ("tap", "text_tap", "speech_tap"):
+            ranked = sorted(values, key=tap_sort_key)
+        elif key == "language":
+            ranked = language_order(values, "resource")
+        elif key == "group":
+            ranked = sorted(values, key=_group_rank)
+        else:
+            ranked = sorted(values, key=str)
+        out[rank_col] = out[key].map({v: i for i, v in enumerate(ranked)})
+        sort_cols.append(rank_col)
+    out = out.sort_values(sort_cols, kind="stable").drop(columns=sort_cols)
+    return out.reset_index(drop=True)
+
+
+def _strict_std(values: pd.Series) -> float:
+    """Sample std (ddof=1); NaN for fewer than two values or as soon as one is missing."""
+    arr = values.to_numpy(dtype=float)
+    if arr.size < 2 or np.isnan(arr).any():
+        return math.nan
+    return float(arr.std(ddof=1))
+
+
+def group_summary(
+    table: pd.DataFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    group: str = "group",
+    overall: bool = True,
+    order: Sequence[str] = GROUP_ORDER,
+) -> pd.DataFrame:
+    """Mean and spread over languages of ``values`` per ``keys`` and group.
+
+    One row per (keys, group) with ``n_languages`` (rows averaged) and, per value,
+    ``<value>_mean`` and ``<value>_std`` (sample std over languages, NaN for one language).
+    Both are NaN as soon as one language of the cell lacks the value, so every mean covers
+    the same languages. ``overall`` adds a group ``"all"`` over every row of the keys. Groups
+    are ordered by ``order``, then alphabetically, then ``"all"``.
+    """
+    columns = [*keys, group, "n_languages"]
+    columns += [f"{v}_{stat}" for v in values for stat in ("mean", "std")]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    parts = [table]
+    if overall:
+        parts.append(table.assign(**{group: OVERALL}))
+    frame = pd.concat(parts, ignore_index=True)
+    grouped = frame.groupby([*keys, group], sort=False, dropna=False)
+    out = grouped.size().rename("n_languages").to_frame()
+    for value in values:
+        out[f"{value}_mean"] = grouped[value].agg(_strict_mean)
+        out[f"{value}_std"] = grouped[value].agg(_strict_std)
+    out = out.reset_index()
+    rank = {g: i for i, g in enumerate(order)}
+    out["_rank"] = [
+        (0, rank[g], "") if g in rank else ((2, 0, "") if g == OVERALL else (1, 0, str(g)))
+        for g in out[group]
+    ]
+    out = out.sort_values("_rank", kind="stable").drop(columns="_rank")
+    return out[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# Per-language similarity tables
+
+
+def _select(similarity: pd.DataFrame, metric: str, comparison: str) -> pd.DataFrame:
+    df = similarity[(similarity["metric"] == metric) & (similarity["comparison"] == comparison)]
+    return df.copy()
+
+
+def _text_speech_sides(df: pd.DataFrame) -> pd.DataFrame:
+    """Cross-modal rows with the text side first (swaps rows stored speech-first)."""
+    out = df.copy()
+    swap = out["modality_a"] == "speech"
+    for a, b in (("tap_a", "tap_b"), ("k_a", "k_b"), ("lang_a", "lang_b")):
+        out.loc[swap, [a, b]] = out.loc[swap, [b, a]].to_numpy(copy=True)
+    return out
+
+
+CROSS_MODAL_COLUMNS = [
+    "model", "tap", "text_tap", "speech_tap", "language", "group", "family", "script",
+    "metric", "score", "null_mean", "null_std", "calibrated", "heldout", "n", "k_text",
+    "k_speech",
+]  # fmt: skip
+
+
+def cross_modal_table(similarity: pd.DataFrame, *, metric: str = "svcca") -> pd.DataFrame:
+    """Cross-modal similarity per model, tap and language, raw and calibrated side by side.
+
+    Columns: :data:`CROSS_MODAL_COLUMNS`. ``tap`` is the tap label (:func:`tap_label` of
+    text tap and speech tap), ``calibrated = score - null_mean`` (NaN without a null),
+    ``heldout`` the split-half held-out score, ``n`` the sentences compared and
+    ``k_text``/``k_speech`` the kept dimensions. Several rows for one cell are averaged.
+    """
+    df = _text_speech_sides(_select(similarity, metric, "cross_modal"))
+    if df.empty:
+        return pd.DataFrame(columns=CROSS_MODAL_COLUMNS)
+    df["calibrated"] = df["score"].astype(float) - df["null_mean"].astype(float)
+    grouped = df.groupby(["model", "tap_a", "tap_b", "lang_a"], sort=False)
+    out = grouped.agg(
+        score=("score", "mean"),
+        null_mean=("null_mean", _strict_mean),
+        null_std=("null_std", _strict_mean),
+        calibrated=("calibrated", _strict_mean),
+        heldout=("heldout", _strict_mean),
+        n=("n", "min"),
+        k_text=("k_a", "min"),
+        k_speech=("k_b", "min"),
+    ).reset_index()
+    out = out.rename(columns={"tap_a": "text_tap", "tap_b": "speech_tap", "lang_a": "language"})
+    out["tap"] = [tap_label(a, b) for a, b in zip(out["text_tap"], out["speech_tap"], strict=True)]
+    out["metric"] = metric
+    out = _annotate(out)
+    return _sort_rows(out[CROSS_MODAL_COLUMNS], ["model", "tap", "language"])
+
+
+CROSS_LINGUAL_COLUMNS = [
+    "model", "modality", "tap", "scope", "metric", "n_pairs", "n_languages", "mean", "std",
+    "null", "calibrated", "calibrated_std", "heldout", "n_sentences", "k_min", "k_max",
+]  # fmt: skip
+
+
+def cross_lingual_table(
+    similarity: pd.DataFrame, *, metric: str = "svcca", english: str = ENGLISH
+) -> pd.DataFrame:
+    """Cross-lingual similarity of text and of speech per model and tap, over language pairs.
+
+    ``scope`` is ``all_pairs`` (every pair in the table) or ``english_centric`` (pairs with
+    ``english``; absent when no pair has it). ``mean``/``std`` are over pairs, ``null`` the
+    mean null, ``calibrated``/``calibrated_std`` mean and std over pairs of score - null
+    (NaN unless every pair has a null), ``n_sentences`` the smallest N, ``k_min``/``k_max``
+    the range of kept dimensions. Columns: :data:`CROSS_LINGUAL_COLUMNS`.
+    """
+    parts = []
+    for modality in ("text", "speech"):
+        df = _select(similarity, metric, f"cross_lingual_{modality}")
+        df["modality"] = modality
+        df["tap"] = df["tap_a"]
+        parts.append(df.assign(scope="all_pairs"))
+        english_rows = df[(df["lang_a"] == english) | (df["lang_b"] == english)]
+        parts.append(english_rows.assign(scope="english_centric"))
+    df = pd.concat(parts, ignore_index=True)
+    if df.empty:
+        return pd.DataFrame(columns=CROSS_LINGUAL_COLUMNS)
+    df["calibrated"] = df["score"].astype(float) - df["null_mean"].astype(float)
+    rows = []
+    for (model, modality, tap, scope), sub in df.groupby(
+        ["model", "modality", "tap", "scope"], sort=False
+    ):
+        ks = pd.concat([sub["k_a"], sub["k_b"]]).astype(float)
+        rows.append(
+            {
+                "model": model,
+                "modality": modality,
+                "tap": tap,
+                "scope": scope,
+                "metric": metric,
+                "n_pairs": len(sub),
+                "n_languages": len(set(sub["lang_a"]) | set(sub["lang_b"])),
+                "mean": float(sub["score"].mean()),
+                "std": _strict_std(sub["score"]),
+                "null": _strict_mean(sub["null_mean"]),
+                "calibrated": _strict_mean(sub["calibrated"]),
+                "calibrated_std": _strict_std(sub["calibrated"]),
+                "heldout": _strict_mean(sub["heldout"]),
+                "n_sentences": sub["n"].min(),
+                "k_min": ks.min(),
+                "k_max": ks.max(),
+            }
+        )
+    out = pd.DataFrame(rows, columns=CROSS_LINGUAL_COLUMNS)
+    out["_m"] = out["modality"].map({"text": 0, "speech": 1})
+    out["_s"] = out["scope"].map({"all_pairs": 0, "english_centric": 1})
+    out = _sort_rows(out, ["model", "_m", "tap", "_s"])
+    return out[CROSS_LINGUAL_COLUMNS]
+
+
+def _per_language_cross_lingual(similarity: pd.DataFrame, metric: str, modality: str):
+    """Per (model, tap, language): mean/null/calibrated over the pairs containing it."""
+    df = _select(similarity, metric, f"cross_lingual_{modality}")
+    df["calibrated"] = df["score"].astype(float) - df["null_mean"].astype(float)
+    both = pd.concat(
+        [df.assign(language=df["lang_a"]), df.assign(language=df["lang_b"])], ignore_index=True
+    )
+    grouped = both.groupby(["model", "tap_a", "language"], sort=False)
+    return pd.DataFrame(
+        {
+            "mean": grouped["score"].mean(),
+            "null": grouped["null_mean"].agg(_strict_mean),
+            "calibrated": grouped["calibrated"].agg(_strict_mean),
+            "n_pairs": grouped["score"].size(),
+        }
+    )
+
+
+MODALITY_LANGUAGE_VALUES = [
+    "cross_modal", "cross_modal_calibrated", "cross_lingual_text",
+    "cross_lingual_text_calibrated", "cross_lingual_speech", "cross_lingual_speech_calibrated",
+    "modality_gap", "modality_gap_calibrated", "text_minus_speech",
+    "text_minus_speech_calibrated",
+]  # fmt: skip
+MODALITY_LANGUAGE_COLUMNS = [
+    "model", "tap", "text_tap", "speech_tap", "language", "group", "family", "script",
+    "metric", "n", "cross_modal", "cross_modal_null", "cross_modal_calibrated",
+    "cross_lingual_text", "cross_lingual_text_null", "cross_lingual_text_calibrated",
+    "n_text_pairs", "cross_lingual_speech", "cross_lingual_speech_null",
+    "cross_lingual_speech_calibrated", "n_speech_pairs", "modality_gap",
+    "modality_gap_calibrated", "text_minus_speech", "text_minus_speech_calibrated",
+]  # fmt: skip
+
+
+def modality_vs_language(similarity: pd.DataFrame, *, metric: str = "svcca") -> pd.DataFrame:
+    """Per model, cross-modal tap and language: the modality gap next to the language gaps.
+
+    For language L at tap label ``t~s`` (text tap t, speech tap s): ``cross_modal`` is text(L)
+    vs speech(L); ``cross_lingual_text`` is the mean over the text pairs containing L at t,
+    ``cross_lingual_speech`` the same for speech pairs at s. ``modality_gap =
+    cross_lingual_text - cross_modal`` (positive: L's typed translation is closer than its
+    own audio, i.e. the modality gap exceeds the language gap) and ``text_minus_speech =
+    cross_lingual_text - cross_lingual_speech`` (positive: speech differs more across
+    languages than text). ``*_calibrated`` use score - null throughout.
+    Columns: :data:`MODALITY_LANGUAGE_COLUMNS`.
+    """
+    cm = cross_modal_table(similarity, metric=metric)
+    if cm.empty:
+        return pd.DataFrame(columns=MODALITY_LANGUAGE_COLUMNS)
+    out = cm.rename(
+        columns={
+            "score": "cross_modal",
+            "null_mean": "cross_modal_null",
+            "calibrated": "cross_modal_calibrated",
+        }
+    )
+    for modality, tap_col in (("text", "text_tap"), ("speech", "speech_tap")):
+        per_lang = _per_language_cross_lingual(similarity, metric, modality)
+        keys = list(zip(out["model"], out[tap_col], out["language"], strict=True))
+        for stat, column in (
+            ("mean", f"cross_lingual_{modality}"),
+            ("null", f"cross_lingual_{modality}_null"),
+            ("calibrated", f"cross_lingual_{modality}_calibrated"),
+            ("n_pairs", f"n_{modality}_pairs"),
+        ):
+            values = per_lang[stat] if len(per_lang) else pd.Series(dtype=float)
+            out[column] = [values.get(key, math.nan) for key in keys]
+        out[f"n_{modality}_pairs"] = out[f"n_{modality}_pairs"].fillna(0).astype(int)
+    for suffix in ("", "_calibrated"):
+        text = out[f"cross_lingual_text{suffix}"].astype(float)
+        out[f"modality_gap{suffix}"] = text - out[f"cross_modal{suffix}"].astype(float)
+        out[f"text_minus_speech{suffix}"] = text - out[f"cross_lingual_speech{suffix}"]
+    return out[MODALITY_LANGUAGE_COLUMNS].reset_index(drop=True)
+
+
+def modality_vs_language_groups(per_language: pd.DataFrame) -> pd.DataFrame:
+    """:func:`modality_vs_language` averaged over languages per resource group and overall.
+
+    Columns: model, tap, metric, group, n_languages, ``<value>_mean``/``<value>_std`` for
+    each of :data:`MODALITY_LANGUAGE_VALUES`, and ``n_modality_gap_larger`` (languages whose
+    raw modality gap is positive, i.e. whose cross-modal score is below their cross-lingual
+    text score).
+    """
+    out = group_summary(
+        per_language, keys=["model", "tap", "metric"], values=MODALITY_LANGUAGE_VALUES
+    )
+    if out.empty:
+        return out.assign(n_modality_gap_larger=pd.Series(dtype=int))
+    positive = per_language.assign(_pos=per_language["modality_gap"] > 0)
+    counts = {
+        **positive.groupby(["model", "tap", "group"])["_pos"].sum().to_dict(),
+        **{
+            (m, t, OVERALL): v
+            for (m, t), v in positive.groupby(["model", "tap"])["_pos"].sum().items()
+        },
+    }
+    out["n_modality_gap_larger"] = [
+        int(counts.get((m, t, g), 0))
+        for m, t, g in zip(out["model"], out["tap"], out["group"], strict=True)
+    ]
+    return _sort_rows(out, ["model", "tap", "group"])
+
+
+# --------------------------------------------------------------------------------------
+# Pooled lengths from the activation stores
+
+LengthKey = tuple[str, str, str]
+"""(model, language, modality) of one store."""
+Lengths = Mapping[LengthKey, tuple[np.ndarray, Mapping[str, np.ndarray]]]
+"""Per store: sentence ids and, per tap, the pooled length of each sentence."""
+
+
+def read_lengths(paths: Mapping[LengthKey, str]) -> dict:
+    """Read sentence ids and every tap's pooled lengths from finished stores."""
+    from gapscope.store import open_view
+
+    out = {}
+    for key, path in paths.items():
+        view = open_view(path)
+        out[key] = (view.sentence_ids, {tap: view.lengths(tap) for tap in view.taps})
+    return out
+
+
+def length_adaptation_pairs(adapter: str) -> tuple[TapPair, TapPair] | None:
+    """The (before, after) cross-modal tap pairs an adapter family declares, or None."""
+    from gapscope.models import FAMILIES
+
+    family = FAMILIES.get(adapter)
+    return None if family is None else family.length_adaptation
+
+
+LENGTH_STAT_COLUMNS = [
+    "model", "language", "group", "family", "script", "modality", "tap", "n_sentences",
+    "mean", "std", "median", "min", "max",
+]  # fmt: skip
+
+
+def length_statistics(lengths: Lengths) -> pd.DataFrame:
+    """Per store and tap: sentences and mean/std/median/min/max of the pooled length.
+
+    Text lengths are tokens, speech lengths are encoder frames (the unit of each tap).
+    Columns: :data:`LENGTH_STAT_COLUMNS`.
+    """
+    rows = []
+    for (model, language, modality), (_, taps) in lengths.items():
+        for tap, values in taps.items():
+            arr = np.asarray(values, dtype=float)
+            rows.append(
+                {
+                    "model": model,
+                    "language": language,
+                    "modality": modality,
+                    "tap": tap,
+                    "n_sentences": int(arr.size),
+                    "mean": float(arr.mean()) if arr.size else math.nan,
+                    "std": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+                    "median": float(np.median(arr)) if arr.size else math.nan,
+                    "min": float(arr.min()) if arr.size else math.nan,
+                    "max": float(arr.max()) if arr.size else math.nan,
+                }
+            )
+    if not rows:
+        return pd.DataFrame(columns=LENGTH_STAT_COLUMNS)
+    out = _annotate(pd.DataFrame(rows))
+    out["_m"] = out["modality"].map({"text": 0, "speech": 1})
+    return _sort_rows(out, ["model", "language", "_m", "tap"])[LENGTH_STAT_COLUMNS]
+
+
+LENGTH_RATIO_VALUES = [
+    "text_tokens", "speech_before", "speech_after", "ratio_before", "ratio_after", "reduction",
+]  # fmt: skip
+LENGTH_RATIO_COLUMNS = [
+    "model", "language", "group", "family", "script", "text_tap", "speech_before_tap",
+    "speech_after_tap", "n_sentences",
+    *[c for v in LENGTH_RATIO_VALUES for c in (v, f"{v}_std")],
+]  # fmt: skip
+LengthTaps = tuple[str, str, str | None]
+"""(text tap, speech tap before length adaptation, speech tap after it or None)."""
+
+
+def length_taps(adapter: str | None) -> LengthTaps:
+    """The taps whose lengths show an adapter's length adaptation.
+
+    From the family's declared ``length_adaptation`` pairs (text tap of the ``before``
+    pair, and the speech taps of both pairs); without a declaration, ``layer00`` on both
+    sides and no ``after`` tap.
+    """
+    pairs = length_adaptation_pairs(adapter) if adapter else None
+    if pairs is None:
+        return ("layer00", "layer00", None)
+    (text_tap, speech_before), (_, speech_after) = pairs
+    return (text_tap, speech_before, speech_after)
+
+
+def length_ratios(lengths: Lengths, taps: Mapping[str, LengthTaps] | None = None) -> pd.DataFrame:
+    """Per model and language: text tokens, speech frames before/after adaptation, ratios.
+
+    ``taps`` maps a model to its (text tap, speech before, speech after) taps (default:
+    :func:`length_taps` of no adapter). Text and speech lengths are aligned by sentence id
+    (ids present in both stores). Per sentence: ``ratio_before`` = speech frames before /
+    text tokens, ``ratio_after`` = speech frames after / text tokens and ``reduction`` =
+    frames before / frames after; each column is the mean over sentences and ``*_std`` the
+    sample std over sentences. Missing taps give NaN. Columns: :data:`LENGTH_RATIO_COLUMNS`.
+    """
+    taps = taps or {}
+    rows = []
+    models = sorted({m for m, _, _ in lengths})
+    for model in models:
+        text_tap, before_tap, after_tap = taps.get(model, length_taps(None))
+        for language in sorted({lang for m, lang, _ in lengths if m == model}):
+            text = lengths.get((model, language, "text"))
+            speech = lengths.get((model, language, "speech"))
+            if text is None or speech is None:
+                continue
+            ids = np.intersect1d(text[0], speech[0])
+
+            def aligned(store, tap, ids=ids):
+                sentence_ids, values = store
+                if tap is None or tap not in values:
+                    return np.full(ids.size, np.nan)
+                index = pd.Series(np.asarray(values[tap], dtype=float), index=sentence_ids)
+                return index.loc[ids].to_numpy()
+
+            per_sentence = {
+                "text_tokens": aligned(text, text_tap),
+                "speech_before": aligned(speech, before_tap),
+                "speech_after": aligned(speech, after_tap),
+            }
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_sentence["ratio_before"] = (
+                    per_sentence["speech_before"] / per_sentence["text_tokens"]
+                )
+                per_sentence["ratio_after"] = (
+                    per_sentence["speech_after"] / per_sentence["text_tokens"]
+                )
+                per_sentence["reduction"] = (
+                    per_sentence["speech_before"] / per_sentence["speech_after"]
+                )
+            row = {
+                "model": model,
+                "language": language,
+                "text_tap": text_tap,
+                "speech_before_tap": before_tap,
+                "speech_after_tap": after_tap if after_tap is not None else "",
+                "n_sentences": int(ids.size),
+            }
+            for name, values in per_sentence.items():
+                row[name] = _strict_mean(pd.Series(values))
+                row[f"{name}_std"] = _strict_std(pd.Series(values))
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=LENGTH_RATIO_COLUMNS)
+    out = _annotate(pd.DataFrame(rows))
+    return _sort_rows(out, ["model", "language"])[LENGTH_RATIO_COLUMNS]
+
+
+def length_ratio_groups(ratios: pd.DataFrame) -> pd.DataFrame:
+    """:func:`length_ratios` averaged over languages per resource group and overall."""
+    return group_summary(
+        ratios,
+        keys=["model", "text_tap", "speech_before_tap", "speech_after_tap"],
+        values=LENGTH_RATIO_VALUES,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# HTML rendering of tables (for the Snakemake report)
+
+COLUMN_NOTES: dict[str, str] = {
+    "tap": "where the comparison was taken; 'a~b' = text tap a against speech tap b",
+    "score": "similarity of the two views (metric column)",
+    "null_mean": "mean similarity over shuffled sentence pairings (null baseline)",
+    "null": "mean null baseline (shuffled sentence pairings)",
+    "calibrated": "score minus its null baseline",
+    "heldout": "split-half held-out score (projections fit on one half, scored on the other)",
+    "n": "sentences compared",
+    "n_sentences": "sentences compared (smallest over the averaged pairs)",
+    "group": "resource group of the language (language table); 'all' = every language",
+    "modality_gap": "cross-lingual text minus cross-modal: > 0 when the modality gap "
+    "exceeds the language gap",
+    "text_minus_speech": "cross-lingual text minus cross-lingual speech: > 0 when speech "
+    "differs more across languages than text",
+    "delta": "after minus before length adaptation (cross-modal score)",
+    "ratio_before": "speech frames before length adaptation per text token (per sentence)",
+    "ratio_after": "speech frames after length adaptation per text token (per sentence)",
+    "reduction": "speech frames before / after length adaptation (per sentence)",
+    "_std": "sample standard deviation (over pairs, languages or sentences: see title)",
+    "_calibrated": "the same value computed from score minus null baseline",
+    "_mean": "mean over the languages of the group",
+}
+
+_HTML_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 13px; margin: 1em; color: #111; }
+h1 { font-size: 18px; } h2 { font-size: 15px; margin-top: 1.5em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+tr:nth-child(even) td { background: #fafafa; }
+td:first-child, th:first-child { text-align: left; }
+p.note { max-width: 60em; } dl { font-size: 12px; } dt { font-weight: 600; }
+"""
+
+
+def _glossary(columns: Sequence[str]) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for col in columns:
+        if col in COLUMN_NOTES:
+            seen[col] = COLUMN_NOTES[col]
+            continue
+        for suffix in ("_calibrated", "_std", "_mean"):
+            if col.endswith(suffix):
+                seen[f"*{suffix}"] = COLUMN_NOTES[suffix]
+    return list(seen.items())
+
+
+def html_page(
+    title: str,
+    sections: Sequence[tuple[str, pd.DataFrame, str]],
+    *,
+    intro: str = "",
+    digits: int = 4,
+) -> str:
+    """A self-contained, script-free HTML page with one table per section.
+
+    ``sections`` are (heading, table, note). Every string from titles, notes, column names
+    and cells is HTML-escaped; the page forbids scripts with a Content-Security-Policy.
+    """
+    import html
+
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+        f"<title>{esc(title)}</title><style>{_HTML_STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if intro:
+        parts.append(f'<p class="note">{esc(intro)}</p>')
+    for heading, table, note in sections:
+        parts.append(f"<h2>{esc(heading)}</h2>")
+        if note:
+            parts.append(f'<p class="note">{esc(note)}</p>')
+        if table.empty:
+            parts.append("<p><em>no rows</em></p>")
+            continue
+        parts.append(
+            table.to_html(
+                index=False,
+                escape=True,
+                na_rep="–",
+                float_format=lambda x: f"{x:.{digits}f}",
+                border=0,
+            )
+        )
+        glossary = _glossary(list(table.columns))
+        if glossary:
+            parts.append("<dl>")
+            parts += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in glossary]
+            parts.append("</dl>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def format_length_adaptation(per_group: pd.DataFrame) -> str:
+    """Fixed-width table of :func:`length_adaptation_effect`'s per-group rows (3 decimals)."""
+    if per_group.empty:
+        return "(no length-adaptation taps)"
+
+    def num(value: float, signed: bool = False) -> str:
+        if pd.isna(value):
+            return "-"
+        return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+    header = ["model", "taps", "group", "langs", "before", "after", "delta", "delta calibrated"]
+    body = [
+        [
+            str(r.model),
+            f"{r.before_tap} -> {r.after_tap}",
+            str(r.group),
+            str(int(r.n_languages)),
+            num(r.before_mean),
+            num(r.after_mean),
+            f"{num(r.delta_mean, True)} ± {num(r.delta_std)}",
+            f"{num(r.delta_calibrated_mean, True)} ± {num(r.delta_calibrated_std)}",
+        ]
+        for r in per_group.itertuples(index=False)
+    ]
+    return _fmt_table(header, body)
+
+
+# --------------------------------------------------------------------------------------
+# Workflow glue (pure functions of the config, used by rules/summarize.smk)
+
+SUMMARY_TABLES: tuple[str, ...] = (
+    "gaps", "cross_modal", "cross_lingual", "modality_vs_language",
+    "modality_vs_language_groups", "length_adaptation", "length_adaptation_groups",
+    "lengths", "length_ratios", "length_ratios_groups",
+)  # fmt: skip
+SUMMARY_PAGES: tuple[str, ...] = (
+    "gaps", "cross_modal", "cross_lingual", "modality_vs_language", "length_adaptation",
+    "lengths", "config",
+)  # fmt: skip
+SUMMARY_FIGURES: tuple[str, ...] = (
+    "layer_curves", "cross_lingual_curves", "models_cross_modal", "modality_vs_language",
+    "length_adaptation",
+)  # fmt: skip
+
+
+def summary_metric(config: Mapping) -> str:
+    """The metric of the summaries: ``summarize.metric``, else the first computed metric."""
+    metrics = list(config["similarity"]["metrics"])
+    metric = (config.get("summarize") or {}).get("metric") or metrics[0]
+    if metric not in metrics:
+        raise ValueError(
+            f"summarize.metric: {metric!r} is not computed; similarity.metrics is {metrics}"
+        )
+    return metric
+
+
+def summary_targets(models: Sequence[str]) -> list[str]:
+    """Every table (CSV), report page (HTML) and figure (SVG + PNG) of the summaries."""
+    figures = [*SUMMARY_FIGURES, *[f"heatmaps/{model}" for model in models]]
+    return [
+        *[f"results/summary/{name}.csv" for name in SUMMARY_TABLES],
+        *[f"results/summary/{name}.html" for name in SUMMARY_PAGES],
+        *[f"results/figures/{name}.{ext}" for name in figures for ext in ("svg", "png")],
+    ]
+
+
+def length_adaptation_by_model(models: Mapping[str, Mapping]) -> dict[str, list[list[str]]]:
+    """Per configured model whose family declares them, its [before, after] tap pairs."""
+    out = {}
+    for name, spec in models.items():
+        pairs = length_adaptation_pairs(spec["adapter"])
+        if pairs is not None:
+            out[name] = [list(pair) for pair in pairs]
+    return out
+
+
+def length_taps_by_model(models: Mapping[str, Mapping]) -> dict[str, list[str | None]]:
+    """Per configured model, its (text, speech before, speech after) length taps."""
+    return {name: list(length_taps(spec["adapter"])) for name, spec in models.items()}

@@ -11,7 +11,19 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from gapscope.figures import language_matrix, plot_language_heatmap, plot_layer_curves
+from gapscope.figures import (
+    NothingToPlot,
+    default_heatmap_taps,
+    language_matrix,
+    placeholder_figure,
+    plot_language_heatmap,
+    plot_language_heatmaps,
+    plot_layer_curves,
+    plot_length_adaptation,
+    plot_modality_vs_language,
+    plot_model_comparison,
+)
+from gapscope.gaps import length_adaptation_effect, modality_vs_language
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = [
@@ -157,3 +169,99 @@ def test_language_matrix_averages_both_directions():
     # forward score: 0.4 + 0.1 - 0.1 + 0.00 = 0.40; reverse 0.0 -> mean 0.20, both cells
     assert m.loc["eng_Latn", "deu_Latn"] == pytest.approx(0.20)
     assert m.loc["deu_Latn", "eng_Latn"] == pytest.approx(0.20)
+
+
+def test_cross_lingual_curves_subset(tmp_path):
+    stem = tmp_path / "cross_lingual_curves"
+    paths = plot_layer_curves(
+        make_similarity(), stem, comparisons=("cross_lingual_text", "cross_lingual_speech")
+    )
+    svg = check_outputs(paths, stem)
+    assert "cross-lingual text vs cross-lingual speech SVCCA by layer" in svg
+    assert "mean ±1 std over pairs; dashed: shuffled-pairing null" in svg
+    assert "cross-modal" not in svg
+    with pytest.raises(NothingToPlot):
+        plot_layer_curves(make_similarity(), stem, comparisons=("nope",))
+
+
+def test_model_comparison(tmp_path):
+    stem = tmp_path / "models"
+    svg = check_outputs(plot_model_comparison(make_similarity(), stem), stem)
+    assert svg.count('id="axes_') == 2  # raw and calibrated
+    assert "relative depth (layer / last layer)" in svg  # m1 has 3 layers, m2 has 5
+    assert "calibrated: score minus null" in svg and "m1 (N=120 sentences" in svg
+    same_depth = make_similarity(layers=(4, 4), with_null=False)
+    svg = check_outputs(plot_model_comparison(same_depth, stem), stem)
+    assert svg.count('id="axes_') == 1 and ">layer<" in svg
+    with pytest.raises(NothingToPlot):
+        plot_model_comparison(make_similarity(), stem, comparison="nope")
+
+
+def test_default_heatmap_taps():
+    data = make_similarity()
+    assert default_heatmap_taps(data, model="m2") == ["layer00", "layer02", "layer04"]
+    assert default_heatmap_taps(data, model="m1") == ["layer00", "layer01", "layer02"]
+    assert default_heatmap_taps(data, model="none") == []
+
+
+def test_language_heatmaps(tmp_path):
+    stem = tmp_path / "heatmaps" / "m2"
+    svg = check_outputs(plot_language_heatmaps(make_similarity(), stem, model="m2"), stem)
+    assert svg.count('id="axes_') == 6 + 1  # 2 modalities x 3 taps + the colour bar
+    for text in ("text, layer00", "speech, layer04", "null 0.30", "swh_Latn · low"):
+        assert text in svg
+    assert "ordered by resource group" in svg
+    # a tap only one modality has: the other panel says so
+    svg = check_outputs(
+        plot_language_heatmaps(
+            make_similarity(), stem, model="m2", taps=["layer01", "nope"], order_by="family"
+        ),
+        stem,
+    )
+    assert "no text pairs" in svg and "Atlantic-Congo" in svg
+    with pytest.raises(NothingToPlot):
+        plot_language_heatmaps(make_similarity(), stem, model="m2", taps=["nope"])
+
+
+def _adaptation_rows():
+    rows = []
+    for model, shift in (("m1", 0.0), ("m2", 0.05)):
+        for i, lang in enumerate(LANGS):
+            for tap, score in (("pre_adaptor", 0.6), ("post_adaptor", 0.7 + shift - 0.05 * i)):
+                rows.append(
+                    _row(model, "cross_modal", lang, lang, ("text", "speech"),
+                         ("encoder_out", tap), score, 0.5, 0.05, 100, (10, 10))
+                )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_length_adaptation_figure(tmp_path):
+    groups = {"eng_Latn": "high", "deu_Latn": "high", "swh_Latn": "low"}
+    per_language, _ = length_adaptation_effect(_adaptation_rows(), groups=groups)
+    stem = tmp_path / "length_adaptation"
+    svg = check_outputs(plot_length_adaptation(per_language, stem), stem)
+    assert svg.count('id="axes_') == 2  # raw and calibrated delta
+    for text in ("high", "low", "all", "(3 lang.)", "Δ cross-modal SVCCA (after − before)"):
+        assert text in svg
+    assert "m1 (encoder_out~pre_adaptor → encoder_out~post_adaptor)" in svg
+    with pytest.raises(NothingToPlot):
+        plot_length_adaptation(per_language.iloc[:0], stem)
+
+
+def test_modality_vs_language_figure(tmp_path):
+    stem = tmp_path / "modality_vs_language"
+    per_language = modality_vs_language(make_similarity())
+    svg = check_outputs(plot_modality_vs_language(per_language, stem), stem)
+    assert svg.count('id="axes_') == 2
+    assert "modality gap &gt; language gap" in svg or "modality gap > language gap" in svg
+    assert "m1 (layer02, N=120)" in svg and "m2 (layer04, N=120)" in svg
+    no_text = per_language.assign(cross_lingual_text=math.nan)
+    with pytest.raises(NothingToPlot):
+        plot_modality_vs_language(no_text, stem)
+
+
+def test_placeholder(tmp_path):
+    stem = tmp_path / "empty"
+    paths = placeholder_figure(stem, "no cross-lingual pairs")
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "no cross-lingual pairs" in paths[0].read_text()

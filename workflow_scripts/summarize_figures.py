@@ -1,5 +1,6 @@
-"""Rule summarize_figures: layer-wise similarity curves with null bands."""
+"""Rule summarize_figures: layer curves, models compared, modality vs language gap."""
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -7,7 +8,32 @@ import pandas as pd
 from gapscope import figures, workflow
 
 workflow.start_log(snakemake.log[0])
-stem = Path(snakemake.output.svg).with_suffix("")
-figures.plot_layer_curves(
-    pd.read_parquet(snakemake.input[0]), stem, metric=snakemake.params.metric
-)
+out = snakemake.output
+metric = snakemake.params.metric
+similarity = pd.read_parquet(snakemake.input.similarity)
+per_language = pd.read_csv(snakemake.input.modality_vs_language)
+
+plots = [
+    (out.svg, lambda stem: figures.plot_layer_curves(similarity, stem, metric=metric)),
+    (
+        out.cross_lingual_svg,
+        lambda stem: figures.plot_layer_curves(
+            similarity,
+            stem,
+            metric=metric,
+            comparisons=("cross_lingual_text", "cross_lingual_speech"),
+        ),
+    ),
+    (out.models_svg, lambda stem: figures.plot_model_comparison(similarity, stem, metric=metric)),
+    (
+        out.gap_svg,
+        lambda stem: figures.plot_modality_vs_language(per_language, stem, metric=metric),
+    ),
+]
+for svg, plot in plots:
+    stem = Path(svg).with_suffix("")
+    try:
+        plot(stem)
+    except figures.NothingToPlot as err:
+        logging.warning("%s: %s", stem.name, err)
+        figures.placeholder_figure(stem, str(err))
