@@ -9,19 +9,15 @@
 #   results/summary/similarity.{parquet,csv}, gaps.csv                tables
 #   results/figures/                                                  figures
 
-import os
 import sys
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The gapscope library lives beside this Snakefile: importable here and in every job,
-# whatever environment runs it (a pip install is not required).
+# The gapscope library lives beside this Snakefile (jobs find it through
+# workflow_scripts/_bootstrap.py): no pip install is required to run the workflow.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
 
 
 configfile: "config.yaml"

@@ -8,6 +8,8 @@ rule corpus_synthesize_speech:
         audio=directory(f"{gw.DEMO_CORPUS_ROOT}/{{fleurs}}/audio/{{split}}"),
     params:
         language=get_fleurs_language,
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/corpus/synthesize/{fleurs}.{split}.log",
     script:
@@ -23,6 +25,8 @@ rule corpus_fetch_fleurs:
         repo=config["corpus"]["fleurs_hf"]["repo"],
         revision=config["corpus"]["fleurs_hf"]["revision"],
         cache_dir=config["corpus"]["hf_cache_dir"],
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/corpus/fetch_fleurs/{fleurs}.{split}.log",
     script:
@@ -38,6 +42,8 @@ rule corpus_fetch_dataset:
         language=get_fleurs_language,
         options=config["corpus"]["hf_dataset"],
         cache_dir=config["corpus"]["hf_cache_dir"],
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/corpus/fetch_dataset/{fleurs}.{split}.log",
     script:
@@ -55,6 +61,8 @@ rule corpus_manifest:
         report="results/corpus/{language}/report.json",
     params:
         corpus=gc.manifest_params(config["corpus"]),
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/corpus/manifest/{language}.log",
     script:
@@ -72,6 +80,8 @@ rule corpus_coverage:
         common_ids="results/corpus/common_ids.txt",
     params:
         languages=LANGUAGES,
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/corpus/coverage.log",
     script:

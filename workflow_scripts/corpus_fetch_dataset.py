@@ -1,5 +1,7 @@
 """Rule corpus_fetch_dataset: one language of a parquet speech dataset -> official layout."""
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import workflow
 from gapscope.corpus import hf_dataset
 

@@ -3,6 +3,8 @@
 import json
 import logging
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import workflow
 from gapscope.corpus import hub
 

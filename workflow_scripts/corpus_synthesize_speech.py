@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import workflow
 from gapscope.corpus import demo
 

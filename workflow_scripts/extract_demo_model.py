@@ -1,5 +1,7 @@
 """Rule extract_demo_model: a tiny random-init SeamlessM4T checkpoint with its processor."""
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import workflow
 from gapscope.models import demo
 

@@ -1,5 +1,7 @@
 """Rule similarity_pair: every metric at every matching tap of two views, with calibration."""
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import similarity, workflow
 
 workflow.start_log(snakemake.log[0])

@@ -1,5 +1,6 @@
 """Rule similarity_table: concatenate the pair tables into the tidy similarity table."""
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import pandas as pd
 
 from gapscope import workflow

@@ -3,6 +3,7 @@
 import html
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import yaml
 
 from gapscope import __version__, workflow

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import pandas as pd
 
 from gapscope import figures, workflow

@@ -3,6 +3,8 @@
 import logging
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
+
 from gapscope import gaps, workflow
 
 workflow.start_log(snakemake.log[0])
