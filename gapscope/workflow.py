@@ -174,8 +174,15 @@ def models_regex(names: Sequence[str]) -> str:
 
 
 def sonar_python(config: Mapping, basedir: str | Path) -> str:
-    """The SONAR interpreter (``extract.sonar_python``; relative to the workflow folder)."""
-    path = Path(config["extract"].get("sonar_python") or DEFAULT_SONAR_PYTHON).expanduser()
+    """The SONAR interpreter (``extract.sonar_python``).
+
+    A path is relative to the workflow folder; a bare command name (``python``, e.g. inside
+    the rule's conda environment under ``--sdm conda``) is looked up on PATH when the job runs.
+    """
+    value = str(config["extract"].get("sonar_python") or DEFAULT_SONAR_PYTHON)
+    if "/" not in value:
+        return value
+    path = Path(value).expanduser()
     return str(path if path.is_absolute() else Path(basedir) / path)
 
 
@@ -183,7 +190,7 @@ def check_sonar_python(config: Mapping, basedir: str | Path) -> None:
     """With a SONAR model configured, the SONAR interpreter must exist (before any job runs)."""
     models = sonar_models(config)
     python = sonar_python(config, basedir)
-    if models and not Path(python).exists():
+    if models and "/" in python and not Path(python).exists():
         raise ConfigError(
             f"extract.sonar_python: {python} does not exist, but models {', '.join(models)} "
             "run in the SONAR environment; build it with `bash envs/install_sonar.sh` "

@@ -1,5 +1,6 @@
 """Config validation, wildcard constraints, input functions and the final target list."""
 
+import json
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -89,6 +90,11 @@ def get_model_dir(wildcards):
 def get_model_params(wildcards):
     """Everything about a model that changes its activations (a change reruns extraction)."""
     return gw.model_params(config, wildcards.model)
+
+
+def get_model_params_json(wildcards):
+    """The model's params as one JSON string (for the SONAR command line)."""
+    return json.dumps(get_model_params(wildcards))
 
 
 def get_extract_budget(wildcards):
