@@ -5,6 +5,8 @@ rule extract_demo_model:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/extract/demo_model/{demo_model}.log",
     script:
@@ -31,6 +33,8 @@ rule extract_activations:
         mem_mb=config["extract"]["mem_mb"],
         runtime=config["extract"]["runtime"],
         gpu=config["extract"]["gpu"],
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/extract/{model}/{language}.{modality}.log",
     benchmark:
