@@ -240,4 +240,21 @@ def open_view(path: str | Path) -> View:
         raise StoreError(f"{path}: not a gapscope activation store (format {STORE_FORMAT})")
     if attrs.get("complete") is not True:
         raise StoreError(f"{path}: store is incomplete (interrupted extraction?); rerun it")
+    _check_chunks(path, group, attrs["taps"])
     return View(path, group)
+
+
+def _check_chunks(path: Path, group: zarr.Group, taps: Sequence[str]) -> None:
+    """Refuse a store whose chunk files are missing (Zarr would read them as zeros)."""
+    arrays = [("sentence_ids", group["sentence_ids"])]
+    for kind in ("taps", "lengths"):
+        for tap in taps:
+            if tap not in group[kind]:
+                raise StoreError(f"{path}: truncated store, {kind}/{tap} is missing")
+            arrays.append((f"{kind}/{tap}", group[kind][tap]))
+    for name, array in arrays:
+        if array.nchunks_initialized < array.nchunks:
+            raise StoreError(
+                f"{path}: truncated store, {name} has {array.nchunks_initialized} of "
+                f"{array.nchunks} chunks on disk"
+            )
