@@ -24,10 +24,9 @@ rule extract_activations:
         store=directory("results/activations/{model}/{language}/{modality}.zarr"),
         stats="results/activations/{model}/{language}/{modality}.json",
     params:
+        # only what changes the activations: batching, chunking and device are read from
+        # the config by the script, so editing them does not rerun finished stores
         model=get_model_params,
-        budget=get_extract_budget,
-        chunk_size=config["extract"]["chunk_size"],
-        device=config["extract"]["device"],
     threads: 2
     resources:
         mem_mb=config["extract"]["mem_mb"],

@@ -170,3 +170,69 @@ def test_lint_is_clean(demo_run):
     result = snakemake(workdir, "--lint")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]
+
+
+def _planned_jobs(workdir: Path, edit) -> dict[str, int]:
+    """Job counts per rule of a dry run after editing a copy of the run's config."""
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    edit(cfg)
+    other = workdir / "edited.yaml"
+    other.write_text(yaml.safe_dump(cfg))
+    cmd_config = ["--configfile", str(other)]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            *cmd_config,
+            "--cores",
+            "2",
+            "--dry-run",
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["models"]["seamless_v2_tiny"].update(init="random"),
+        lambda c: c["models"]["seamless_v2_tiny"].update(revision="v2"),
+        lambda c: c["models"]["seamless_v2_tiny"].update(options={"note": "other"}),
+        lambda c: c["corpus"].update(recording="all"),
+    ],
+)
+def test_changing_what_defines_a_view_reruns_its_extraction(demo_run, edit):
+    workdir, _ = demo_run
+    jobs = _planned_jobs(workdir, edit)
+    assert jobs.get("extract_activations") == 2 * len(LANGUAGES)
+    assert "corpus_synthesize_speech" not in jobs
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["extract"].update(batch_tokens=17, batch_seconds=3, chunk_size=5),
+        lambda c: c["extract"].update(device="cpu", mem_mb=999),
+    ],
+)
+def test_unrelated_edits_rerun_nothing(demo_run, edit):
+    """Only the copy of the config shown in the report is rewritten."""
+    workdir, _ = demo_run
+    assert set(_planned_jobs(workdir, edit)) <= {"summarize_config", "all"}

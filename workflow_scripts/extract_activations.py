@@ -8,15 +8,16 @@ import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path
 from gapscope import corpus, extract, workflow
 
 workflow.start_log(snakemake.log[0])
+settings = snakemake.config["extract"]
 stats = extract.run_view(
     manifest=corpus.read_manifest(snakemake.input.manifest),
     model=snakemake.params.model,
     language=snakemake.wildcards.language,
     modality=snakemake.wildcards.modality,
     store=snakemake.output.store,
-    budget=snakemake.params.budget,
-    chunk_size=snakemake.params.chunk_size,
-    device=snakemake.params.device,
+    budget=workflow.extract_budget(settings, snakemake.wildcards.modality),
+    chunk_size=settings["chunk_size"],
+    device=settings["device"],
     threads=snakemake.threads,
 )
 logging.info("done: %s", stats)
