@@ -140,3 +140,21 @@ def test_cross_modal_pairs_match_layers_and_named_taps():
     pairs = cross_modal_pairs("seamless_m4t_v2", text, speech)
     assert pairs[:4] == [(f"layer{i:02d}", f"layer{i:02d}") for i in range(4)]
     assert pairs[4:] == [("encoder_out", "pre_adaptor"), ("encoder_out", "post_adaptor")]
+
+
+def test_remote_code_only_when_asked(tiny_seamless, monkeypatch):
+    import transformers
+
+    seen = []
+    original = transformers.AutoConfig.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", spy)
+    load_adapter(spec(tiny_seamless), "text", CPU)
+    default, seen[:] = list(seen), []
+    load_adapter(spec(tiny_seamless, trust_remote_code=True), "text", CPU)
+    assert default and set(default) == {False}  # every config read refuses remote code
+    assert seen and set(seen) == {True}
