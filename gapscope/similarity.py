@@ -426,14 +426,33 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
 
 @lru_cache(maxsize=256)
 def _mc_null(m: int, p: int, q: int, trials: int, seed: int) -> float:
+    """Mean canonical correlation of a uniformly random p-dim subspace of R^m with a fixed
+    q-dim one (p <= q). Its squared correlations are the eigenvalues of W1 (W1 + W2)^-1 with
+    independent Wishart_p(q) and Wishart_p(m - q) matrices, sampled by Bartlett's method."""
     rng = np.random.default_rng([seed, m, p, q])
+    low = np.tril_indices(p, -1)
+    diag = np.arange(p)
+
+    def wishart(df: int, c: int) -> torch.Tensor:
+        if df < p:  # rank-deficient: from the Gaussian factor itself
+            g = torch.from_numpy(rng.standard_normal((c, df, p)))
+            return g.mT @ g
+        a = np.zeros((c, p, p))
+        a[:, diag, diag] = np.sqrt(rng.chisquare(df - diag, size=(c, p)))
+        a[:, low[0], low[1]] = rng.standard_normal((c, len(low[0])))
+        at = torch.from_numpy(a)
+        return at @ at.mT
+
     total, done = 0.0, 0
-    chunk = max(1, min(trials, _BATCH_BYTES // (8 * m * p)))
+    step = _batch_len(p, p, 4)
     while done < trials:
-        c = min(chunk, trials - done)
-        qa, _ = np.linalg.qr(rng.standard_normal((c, m, p)))
-        # a uniformly random p-dim subspace against the fixed span of the first q coordinates
-        total += float(np.linalg.svd(qa[:, :q, :], compute_uv=False).sum())
+        c = min(step, trials - done)
+        w1 = wishart(q, c)
+        chol = torch.linalg.cholesky(w1 + wishart(m - q, c))
+        half = torch.linalg.solve_triangular(chol, w1, upper=False)
+        sym = torch.linalg.solve_triangular(chol, half.mT, upper=False)  # L⁻¹ W1 L⁻ᵀ
+        lam = torch.linalg.eigvalsh((sym + sym.mT) / 2)
+        total += float(lam.clamp(0.0, 1.0).sqrt().sum())
         done += c
     return total / (trials * p)
 
