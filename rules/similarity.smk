@@ -7,6 +7,11 @@ rule similarity_pair:
     params:
         adapter=get_adapter,
         options=config["similarity"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.log",
     script:
@@ -24,6 +29,11 @@ rule similarity_table:
             category="Tables",
         ),
         csv="results/summary/similarity.csv",
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../envs/gapscope.yaml"
     log:
         "logs/similarity/table.log",
     script:
