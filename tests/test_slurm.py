@@ -170,7 +170,7 @@ def cancel_mid_extraction(proc: subprocess.Popen, final: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         attrs = store_attrs(staging)
-        if attrs and attrs.get("complete") is not True and attrs.get("chunks_done", 1) >= 1:
+        if attrs and attrs.get("complete") is not True and attrs.get("chunks_done", 0) >= 1:
             jobs = [
                 job_id
                 for job_id, comment in squeue("-t", "RUNNING", "-o", "%i|%k")
