@@ -1,11 +1,17 @@
-"""Shared fixtures: a tiny SeamlessM4T v2 checkpoint saved to disk, loaded offline."""
+"""Shared fixtures (a tiny SeamlessM4T v2 saved to disk) and the Snakemake runner of the
+workflow tests."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,3 +45,28 @@ def waves():
         )
         for i, x in enumerate(t)
     ]
+
+
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> list[str]:
+    """``python -m snakemake`` on the repository's Snakefile, run in ``workdir``.
+
+    The config is ``workdir/config.yaml`` unless ``configfile`` names another.
+    """
+    config = configfile or workdir / "config.yaml"
+    return [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(config), *args,
+    ]  # fmt: skip
+
+
+def run_snakemake(
+    workdir: Path, *args: str, timeout: float, configfile: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run :func:`snakemake_command` offline; return the finished process (output captured)."""
+    return subprocess.run(
+        snakemake_command(workdir, *args, configfile=configfile),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=timeout,
+    )

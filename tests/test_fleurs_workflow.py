@@ -9,9 +9,7 @@ manifests. The corpus has ids missing in one language, a corrupt file, a silent 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,8 @@ from tests.test_fleurs import (
     build_parquet_dataset,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, run_snakemake
+
 LANGS = ["deu_Latn", "eng_Latn"]
 EXPECTED = {  # ids each store must hold: deu lacks two ids, eng's 1947 is silent (skipped)
     "deu_Latn": [i for i in IDS if i not in MISSING["deu_Latn"]],
@@ -41,24 +40,11 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--set-threads",  # two single-threaded extractions at once (they are import-bound)
-        "extract_activations=1",
-        "--cores",  # an option after --set-threads, so targets in args are not eaten by it
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    # two single-threaded extractions at once (they are import-bound); --cores after
+    # --set-threads, so targets in args are not eaten by it
+    return run_snakemake(
+        workdir, "--set-threads", "extract_activations=1", "--cores", "2", *args, timeout=900
+    )
 
 
 def write_config(workdir: Path, **corpus_changes) -> dict:

@@ -16,10 +16,7 @@ dry run and ``--list-changes params``.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +25,8 @@ import yaml
 from gapscope import languages
 from gapscope import workflow as gw
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, run_snakemake
+
 N_SENTENCES = 8
 BASE = ["eng_Latn", "deu_Latn"]
 ADDED = "fra_Latn"
@@ -49,24 +47,15 @@ pytestmark = pytest.mark.workflow
 
 def snakemake(workdir: Path, *args: str) -> str:
     """Run Snakemake on the workdir; return its output (stdout + stderr)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
+    result = run_snakemake(
+        workdir,
         "--cores",
         "2",
         "--set-threads",
         "extract_activations=1",  # two extractions side by side on 2 cores
         *args,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+        timeout=1200,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return result.stdout + result.stderr
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,8 @@ import yaml
 
 from gapscope.store import open_view
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, run_snakemake
+
 LANGUAGES = ["eng_Latn", "deu_Latn", "zho_Hans"]
 N_SENTENCES = 16
 
@@ -24,22 +23,7 @@ pytestmark = pytest.mark.workflow
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """Run Snakemake from this interpreter on the repository's Snakefile."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+    return run_snakemake(workdir, "--cores", "2", *args, timeout=1500)
 
 
 def small_config(workdir: Path, languages=LANGUAGES) -> dict:
@@ -178,27 +162,8 @@ def _planned_jobs(workdir: Path, edit) -> dict[str, int]:
     edit(cfg)
     other = workdir / "edited.yaml"
     other.write_text(yaml.safe_dump(cfg))
-    cmd_config = ["--configfile", str(other)]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            *cmd_config,
-            "--cores",
-            "2",
-            "--dry-run",
-            "--quiet",
-            "rules",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        timeout=300,
+    result = run_snakemake(
+        workdir, "--cores", "2", "--dry-run", "--quiet", "rules", configfile=other, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     counts = {}

@@ -14,14 +14,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, run_snakemake
+
 LANGUAGES = ["eng_Latn", "deu_Latn", "zho_Hans"]
 N_SENTENCES = 16
 MODEL = "seamless_v2_tiny"
@@ -60,13 +60,7 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-        "--cores", "2", *args,
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+    return run_snakemake(workdir, "--cores", "2", *args, timeout=1500)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,8 @@ import yaml
 
 from gapscope.store import StoreError, open_view
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO, snakemake_command
+
 SLURM_DIR = Path(os.environ.get("LOCAL_SLURM_DIR", "/tmp/gapscope-slurm"))
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LANGUAGES = ["eng_Latn", "deu_Latn"]
@@ -123,20 +123,7 @@ def small_config(workdir: Path) -> None:
 
 
 def snakemake_cmd(workdir: Path, profile: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--workflow-profile",
-        str(profile),
-        *args,
-    ]
+    return snakemake_command(workdir, "--workflow-profile", str(profile), *args)
 
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
