@@ -9,7 +9,10 @@ a latent per language, private structure + noise per view and a per-view mean of
 - ``pairwise`` over all pairs of every tap (one decomposition per view per tap).
 
 Prints the reference time, the pairwise time, their ratio, the max abs difference over the
-compared pairs, and the peak resident memory. Never asserts anything about timings.
+compared pairs, and the peak resident memory. With ``--repeats R`` every timed call runs R
+times; each repeat r gives its own reference total and pairwise total (both measured in this
+process, interleaved tap by tap, so load affects both alike) and the table reports the median
+over repeats with the range of the ratio. Never asserts anything about timings.
 
     python benchmarks/similarity.py --quick          # seconds
     python benchmarks/similarity.py --small          # N=300, D=256, 60 views, 5 taps
@@ -115,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         "--dtype", default=None, help="pairwise dtype (default: float64 cpu, float32 cuda)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of every call (median)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
 
     cfg = dict(SETTINGS["quick" if args.quick else "small" if args.small else "full"])
     for key in ("languages", "modalities", "n", "dim", "taps"):
@@ -142,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     warm = make_views(args.seed, 10**6, 2, 1, 50, 16)
     pairwise(warm, [tuple(warm)], metric=args.metric, device=args.device, dtype=args.dtype)
 
-    t_gen = t_pair = 0.0
-    ref_times: list[float] = []
+    t_gen = 0.0
+    t_pair = [0.0] * args.repeats  # pairwise total per repeat
+    ref_times: list[list[float]] = [[] for _ in range(args.repeats)]  # per repeat, per pair
     diffs: list[float] = []
     ks: list[int] = []
     scores: list[float] = []
@@ -153,31 +160,37 @@ def main(argv: list[str] | None = None) -> None:
             args.seed, tap, cfg["languages"], cfg["modalities"], cfg["n"], cfg["dim"]
         )
         t_gen += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        table = pairwise(
-            views,
-            pairs,
-            metric=args.metric,
-            null_permutations=args.null_permutations,
-            heldout=args.heldout,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
-            device=args.device,
-            dtype=args.dtype,
-        )
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t_tap = time.perf_counter() - t0
-        t_pair += t_tap
-        print(f"tap {tap + 1}/{cfg['taps']}: pairwise {t_tap:.1f} s", file=sys.stderr, flush=True)
+        for r in range(args.repeats):
+            t0 = time.perf_counter()
+            table = pairwise(
+                views,
+                pairs,
+                metric=args.metric,
+                null_permutations=args.null_permutations,
+                heldout=args.heldout,
+                bootstrap=args.bootstrap,
+                seed=args.seed,
+                device=args.device,
+                dtype=args.dtype,
+            )
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t_tap = time.perf_counter() - t0
+            t_pair[r] += t_tap
+            print(
+                f"tap {tap + 1}/{cfg['taps']} repeat {r + 1}: pairwise {t_tap:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         scores.extend(table["score"].tolist())
         ks.extend(table["k_a"].tolist())
         for i, (a, b) in enumerate(pairs):
             if tap * len(pairs) + i not in chosen or args.metric != "svcca":
                 continue
-            t0 = time.perf_counter()
-            ref = reference_svcca(views[a], views[b])
-            ref_times.append(time.perf_counter() - t0)
+            for r in range(args.repeats):
+                t0 = time.perf_counter()
+                ref = reference_svcca(views[a], views[b])
+                ref_times[r].append(time.perf_counter() - t0)
             diffs.append(abs(ref - table["score"].iloc[i]))
         del views
 
@@ -191,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         f"# views={len(names)} ({cfg['languages']} languages x {cfg['modalities']} modalities),"
         f" N={cfg['n']}, D={cfg['dim']}, taps={cfg['taps']}, pairs={total_pairs}, "
         f"metric={args.metric}, null_permutations={args.null_permutations}, "
-        f"heldout={args.heldout}, bootstrap={args.bootstrap}"
+        f"heldout={args.heldout}, bootstrap={args.bootstrap}, repeats={args.repeats} "
+        "(wall s: median over repeats; speed-up: median (range) of per-repeat ratios)"
     )
     print(
         f"# data generation {t_gen:.1f} s (not timed below); k per view: min {k_arr.min()}, "
@@ -199,35 +213,40 @@ def main(argv: list[str] | None = None) -> None:
         f"{min(scores):.4f}..{max(scores):.4f}"
     )
     rows = []
-    if ref_times:
-        med = statistics.median(ref_times)
+    pair_total = statistics.median(t_pair)
+    ratios: list[float] = []
+    if ref_times[0]:
         if every:
-            ref_total, coverage = sum(ref_times), f"measured, all {total_pairs} pairs"
+            ref_runs = [sum(ts) for ts in ref_times]
+            coverage = f"measured, all {total_pairs} pairs"
         else:
-            ref_total = med * total_pairs
+            ref_runs = [statistics.median(ts) * total_pairs for ts in ref_times]
+            med = statistics.median(ref_runs) / total_pairs
             coverage = (
-                f"extrapolated: median {med * 1e3:.1f} ms over {len(ref_times)} sampled "
+                f"extrapolated: median {med * 1e3:.1f} ms over {len(ref_times[0])} sampled "
                 f"pairs x {total_pairs} pairs"
             )
+        ratios = sorted(ref / pw for ref, pw in zip(ref_runs, t_pair, strict=True))
         rows.append(
             (
                 "reference per pair (SVD both views + CCA by inverse sqrt)",
                 coverage,
-                ref_total,
+                statistics.median(ref_runs),
                 "1.0x",
                 "-",
             )
         )
     else:
-        ref_total = None
         rows.append(("reference per pair", "not run (metric is not svcca)", float("nan"), "-", "-"))
-    ratio = f"{ref_total / t_pair:.0f}x" if ref_total else "-"
+    ratio = (
+        f"{statistics.median(ratios):.0f}x ({ratios[0]:.0f}-{ratios[-1]:.0f}x)" if ratios else "-"
+    )
     max_diff = f"{max(diffs):.1e} over {len(diffs)} pairs" if diffs else "-"
     rows.append(
         (
             f"pairwise (device={args.device}, dtype={args.dtype or 'default'})",
             f"measured, all {total_pairs} pairs",
-            t_pair,
+            pair_total,
             ratio,
             max_diff,
         )

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import torch
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 __all__ = [
     "COLUMNS",
@@ -149,8 +149,11 @@ def _as_tensor(x: Any, name: Hashable, device: torch.device | str = "cpu") -> to
     n, d = t.shape
     if d < 1:
         raise ValueError(f"view {name!r} has no columns (shape {tuple(t.shape)})")
-    bad = ~torch.isfinite(t).all(dim=1)
-    n_bad = int(bad.sum())
+    if bool(torch.isfinite(t.sum())):  # fast path: a NaN or inf makes the sum non-finite
+        n_bad = 0
+    else:  # (an overflowing sum of finite values lands here too and passes the row check)
+        bad = ~torch.isfinite(t).all(dim=1)
+        n_bad = int(bad.sum())
     if n_bad:
         first = int(bad.nonzero()[0, 0])
         raise ValueError(
@@ -224,13 +227,19 @@ def _finish(
 
 
 def _top_eigh_lapack(
-    g: np.ndarray, pick: Callable[[np.ndarray], int]
+    xc: np.ndarray, pick: Callable[[np.ndarray], int]
 ) -> tuple[np.ndarray, torch.Tensor]:
-    """CPU: one tridiagonalisation, all eigenvalues, eigenvectors only for the kept top ones."""
+    """CPU: eigenpairs of the Gram matrix ``xc xcᵀ`` from one tridiagonalisation, all
+    eigenvalues, eigenvectors only for the kept top ones (``pick`` maps eigenvalues to k).
+
+    Every BLAS/LAPACK call goes through scipy's OpenBLAS: mixing in numpy's (a separate
+    library with its own thread pool) for the Gram matrix slowed the tridiagonalisation by
+    half on a 2-core machine, as the two pools' spinning threads competed.
+    """
+    g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
     n = g.shape[0]
-    # g is symmetric, so its C-ordered buffer is a Fortran-ordered copy of itself
     c, d, e, tau, info = lapack.dsytrd(
-        g.T, lower=1, lwork=int(lapack.dsytrd_lwork(n, lower=1)[0]), overwrite_a=1
+        g, lower=1, lwork=int(lapack.dsytrd_lwork(n, lower=1)[0]), overwrite_a=1
     )
     if info != 0:
         raise np.linalg.LinAlgError(f"dsytrd failed (info={info})")
@@ -239,9 +248,11 @@ def _top_eigh_lapack(
     _, vt = scipy.linalg.eigh_tridiagonal(
         d, e, select="i", select_range=(n - kk, n - 1), lapack_driver="stemr"
     )
-    q, _, info = lapack.dormqr(
-        "L", "N", c[1:, : n - 1], tau, vt[1:, :], lwork=max(1, kk) * 64, overwrite_c=1
-    )
+    # the blocked code needs kk * nb + 65 * nb of workspace; less silently falls back to the
+    # unblocked one (about 6x slower here), so ask LAPACK for the optimum
+    refl, vecs = np.asfortranarray(c[1:, : n - 1]), np.asfortranarray(vt[1:, :])
+    lwork = int(lapack.dormqr("L", "N", refl, tau, vecs, lwork=-1)[1][0])
+    q, _, info = lapack.dormqr("L", "N", refl, tau, vecs, lwork=max(1, lwork), overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"dormqr failed (info={info})")
     vec = np.empty((n, kk))
@@ -267,17 +278,16 @@ def _reduce(xc: torch.Tensor, *, variance: float, k: int | None, epsilon: float)
             ranks.append(int((lam > lam[0] * tol).sum()))
             return _choose_k(lam, variance, k, n, ranks[-1])
 
-        g = xc @ xc.T
         try:
-            if g.device.type == "cpu":
-                lam, u = _top_eigh_lapack(g.numpy(), pick)  # overwrites g
+            if xc.device.type == "cpu":
+                lam, u = _top_eigh_lapack(xc.numpy(), pick)
             else:
+                g = xc @ xc.T
                 lam_t, vec = torch.linalg.eigh(g)
                 lam = lam_t.flip(0).clamp_min(0.0).cpu().numpy()
                 u = vec[:, n - pick(lam) :].flip(1)
         except (np.linalg.LinAlgError, torch.linalg.LinAlgError):
             lam = None  # fall back to the SVD below
-        del g
         if lam is not None:
             kk = u.shape[1]
             if lam[kk - 1] >= _GRAM_MIN_RATIO * lam[0]:
