@@ -1,14 +1,18 @@
 """Extraction speed: length-batched extraction vs a one-sentence-at-a-time loop.
 
 Builds the tiny demo SeamlessM4T v2 checkpoint, then for text (demo sentences of several
-languages, repeated to the requested corpus size) and speech (espeak-ng synthesis) times:
-  * baseline: ``adapter.encode([sentence])`` for every sentence (same model, same pooling);
-  * gapscope: ``gapscope.extract.extract_view`` (sorted-by-length batches, chunked store).
-Prints sentences/s (median of --repeats runs), their ratio, padding waste, and the peak
-memory of a fresh process per corpus size (it must not grow with the corpus: stores are
-written chunk by chunk). Figures only; nothing here asserts a timing.
+languages, repeated to the requested corpus size) and speech (espeak-ng synthesis) times,
+alternating, --repeats times each:
+  * baseline: ``gapscope.extract.extract_view`` with one sentence per batch (same model,
+    pooling and store writes, so the ratio isolates batching);
+  * gapscope: ``extract_view`` as the workflow runs it (sorted-by-length batches).
+Prints sentences/s (medians), their ratio, padding waste, and the peak memory of a fresh
+process per corpus size (it must not grow with the corpus: stores are written chunk by
+chunk). ``--sweep`` adds the model-only throughput (``adapter.encode``, sentences sorted by
+length, no store) per batch size: the ceiling of what batching can gain on this machine.
+Figures only; nothing here asserts a timing.
 
-    .venv/bin/python benchmarks/extract.py [--sentences 256] [--repeats 3]
+    .venv/bin/python benchmarks/extract.py [--sentences 256] [--repeats 3] [--sweep]
 """
 
 from __future__ import annotations
@@ -67,19 +71,10 @@ def load(checkpoint: Path, modality: str):
     return load_adapter(spec, modality, torch.device("cpu"))
 
 
-def time_loop(adapter, manifest: pd.DataFrame, modality: str) -> float:
-    from gapscope.extract import _load_inputs
-
-    inputs = _load_inputs(manifest, modality)
-    start = time.perf_counter()
-    for item in inputs:
-        adapter.encode([item], "eng_Latn", modality)
-    return len(inputs) / (time.perf_counter() - start)
-
-
-def time_batched(
-    adapter, manifest: pd.DataFrame, modality: str, workdir: Path
+def time_extract(
+    adapter, manifest: pd.DataFrame, modality: str, workdir: Path, max_batch: int = 64
 ) -> tuple[float, float]:
+    """Sentences/s of ``extract_view`` into a fresh store, and its padding waste."""
     from gapscope import extract, workflow
     from gapscope.store import ViewWriter
 
@@ -110,9 +105,27 @@ def time_batched(
         language="eng_Latn",
         modality=modality,
         budget=budget,
+        max_batch=max_batch,
         progress=False,
     )
     return len(manifest) / (time.perf_counter() - start), stats["padding_waste"]
+
+
+def sweep(adapter, manifest: pd.DataFrame, modality: str, sizes: list[int]) -> dict[int, float]:
+    """Model-only sentences/s of ``adapter.encode`` per batch size (inputs sorted by length)."""
+    from gapscope.extract import _lengths, _load_inputs
+
+    inputs = _load_inputs(manifest, modality)
+    lengths = _lengths(adapter, inputs, "eng_Latn", modality)
+    inputs = [inputs[i] for i in np.argsort(lengths, kind="stable")]
+    speeds = {}
+    for size in sizes:
+        adapter.encode(inputs[:size], "eng_Latn", modality)  # warm-up at this shape
+        start = time.perf_counter()
+        for i in range(0, len(inputs), size):
+            adapter.encode(inputs[i : i + size], "eng_Latn", modality)
+        speeds[size] = len(inputs) / (time.perf_counter() - start)
+    return speeds
 
 
 def peak_memory(checkpoint: Path, n: int, modality: str) -> float:
@@ -123,7 +136,7 @@ def peak_memory(checkpoint: Path, n: int, modality: str) -> float:
         f"sys.path.insert(0, {here!r}); import extract as b;"
         f"d = Path(tempfile.mkdtemp()); m = b.corpus({n}, {modality!r}, d);"
         f"a = b.load(Path({str(checkpoint)!r}), {modality!r});"
-        f"b.time_batched(a, m, {modality!r}, d);"
+        f"b.time_extract(a, m, {modality!r}, d);"
         "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -134,35 +147,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep", action="store_true", help="model-only speed per batch size")
     args = parser.parse_args()
 
     import torch
 
+    from gapscope.models.base import single_threaded_blas
     from gapscope.models.demo import build_demo_model
 
     torch.set_num_threads(2)
+    single_threaded_blas()  # as run_view does: both the loop and the batched path get it
     work = Path(tempfile.mkdtemp(prefix="gapscope-bench-"))
     checkpoint = build_demo_model("seamless_m4t_v2_tiny", work / "ckpt")
-    rows = []
+    rows, sweeps = [], {}
     for modality in ("text", "speech"):
         manifest = corpus(args.sentences, modality, work)
         adapter = load(checkpoint, modality)
-        time_loop(adapter, manifest.head(8), modality)  # warm-up
+        time_extract(adapter, manifest.head(8), modality, work, max_batch=1)  # warm-up
         loops, batched, wastes = [], [], []
         for _ in range(args.repeats):
-            loops.append(time_loop(adapter, manifest, modality))
-            speed, waste = time_batched(adapter, manifest, modality, work)
+            loops.append(time_extract(adapter, manifest, modality, work, max_batch=1)[0])
+            speed, waste = time_extract(adapter, manifest, modality, work)
             batched.append(speed)
             wastes.append(waste)
+        ratios = sorted(b / lo for b, lo in zip(batched, loops, strict=True))
+        if args.sweep:
+            sizes = [1, 2, 4, 8, 16, 32, 64]
+            sweeps[modality] = sweep(adapter, manifest, modality, sizes)
         small = peak_memory(checkpoint, args.sentences // 4, modality)
         large = peak_memory(checkpoint, args.sentences, modality)
         rows.append(
             {
                 "modality": modality,
                 "sentences": args.sentences,
-                "loop sent/s": statistics.median(loops),
+                "one-at-a-time sent/s": statistics.median(loops),
                 "batched sent/s": statistics.median(batched),
-                "speed-up": statistics.median(batched) / statistics.median(loops),
+                "speed-up": statistics.median(ratios),
+                "speed-up range": f"{ratios[0]:.2f}-{ratios[-1]:.2f}",
                 "padding waste": statistics.median(wastes),
                 f"peak MiB (n={args.sentences // 4})": small,
                 f"peak MiB (n={args.sentences})": large,
@@ -170,10 +191,14 @@ def main() -> None:
         )
     print(
         f"tiny SeamlessM4T v2 on CPU ({torch.get_num_threads()} threads), "
-        f"median of {args.repeats} runs"
+        f"median of {args.repeats} runs (speed-up: median of per-repeat ratios)"
     )
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(json.dumps(rows))
+    if sweeps:
+        table = pd.DataFrame(sweeps).rename_axis("batch size")
+        print("\nmodel only (adapter.encode, sorted by length, no store), sentences/s:")
+        print(table.to_string(float_format=lambda v: f"{v:.0f}"))
+    print(json.dumps({"rows": rows, "sweep": {m: dict(v) for m, v in sweeps.items()}}))
 
 
 if __name__ == "__main__":

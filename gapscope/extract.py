@@ -95,11 +95,13 @@ def extract_view(
     language: str,
     modality: str,
     budget: int,
+    max_batch: int = 64,
     progress: bool = True,
 ) -> dict:
     """Fill ``writer`` with every sentence of ``manifest``; return run statistics.
 
-    ``budget`` is the padded batch size: tokens for text, samples (16 kHz) for speech.
+    ``budget`` is the padded batch size: tokens for text, samples (16 kHz) for speech;
+    ``max_batch`` caps the sentences per batch (1: one sentence at a time).
     """
     ids = np.asarray(sorted(manifest["sentence_id"].unique()), dtype=np.int64)
     real = padded = computed = 0
@@ -115,7 +117,9 @@ def extract_view(
         rows = manifest[manifest["sentence_id"].isin(chunk_ids)].reset_index(drop=True)
         inputs = _load_inputs(rows, modality)
         computed += len(rows)
-        plan = plan_batches(_lengths(adapter, inputs, language, modality), budget)
+        plan = plan_batches(
+            _lengths(adapter, inputs, language, modality), budget, max_batch=max_batch
+        )
         real, padded = real + plan.real, padded + plan.padded
         vectors: dict[str, np.ndarray] = {}
         lengths: dict[str, np.ndarray] = {}
@@ -184,9 +188,10 @@ def run_view(
     import torch
 
     from gapscope.models import ModelSpec, load_adapter
-    from gapscope.models.base import default_device
+    from gapscope.models.base import default_device, single_threaded_blas
 
     torch.set_num_threads(max(1, int(threads)))
+    single_threaded_blas()
     spec = ModelSpec(
         name=model["name"],
         adapter=model["adapter"],

@@ -497,7 +497,8 @@ def test_beats_matches_the_reference_implementation():
 
 def test_fbank_matches_kaldi():
     """Our Kaldi fbank vs kaldi-native-fbank (80 bins: Kaldi refuses 128 bins at 512 FFT)."""
-    from gapscope.models.beats import kaldi_fbank, n_beats_tokens, n_fbank_frames
+    from gapscope.models.beats import n_beats_tokens
+    from gapscope.models.fbank import kaldi_fbank, n_fbank_frames
 
     reference = np.load(REFERENCE)["kaldi_fbank_80"]
     ours = kaldi_fbank(reference_waveform() * 2**15, n_mels=80).numpy()

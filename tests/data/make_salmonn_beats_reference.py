@@ -29,7 +29,7 @@ import kaldi_native_fbank as knf  # noqa: E402
 import transformers.models.bart.modeling_bart  # noqa: E402, F401
 import transformers.models.wav2vec2_conformer.modeling_wav2vec2_conformer  # noqa: E402, F401
 
-from gapscope.models.beats import kaldi_fbank  # noqa: E402
+from gapscope.models.fbank import kaldi_fbank  # noqa: E402
 from tests.test_salmonn import (  # noqa: E402
     REFERENCE,
     REFERENCE_BEATS,
