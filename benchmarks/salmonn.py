@@ -39,7 +39,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from gapscope.models import ModelSpec, load_adapter
+    from gapscope.models.base import single_threaded_blas
     from gapscope.models.salmonn_tiny import build_salmonn_tiny
+
+    single_threaded_blas()  # as run_view does
 
     texts = [SENTENCES[i % len(SENTENCES)] for i in range(args.sentences)]
     rng = np.random.default_rng(0)

@@ -34,9 +34,11 @@ def main() -> None:
     from gapscope.corpus import demo
     from gapscope.corpus.tts import synthesize
     from gapscope.models import ModelSpec, load_adapter
+    from gapscope.models.base import single_threaded_blas
     from gapscope.models.speech_llm_tiny import ARCHITECTURES, build_speech_llm_tiny
 
     torch.set_num_threads(args.threads)
+    single_threaded_blas()  # as run_view does
     table = demo.sentences()
     texts = table["eng_Latn"].tolist()[: args.batch]
     waves = [synthesize(t, "eng_Latn") for t in texts]
