@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
@@ -369,20 +368,3 @@ def test_extraction_matches_direct_encoding(tiny_sonar, tmp_path, speech_adapter
     direct = speech_adapter.encode(speech_waves, "eng_Latn", "speech")
     for tap in view.taps:
         np.testing.assert_allclose(view.read(tap), direct.vectors[tap], atol=1e-5, rtol=0)
-
-
-def test_tiny_extraction_speed(tiny_sonar, text_adapter, speech_adapter, capsys):
-    """Not an assertion on time: prints sentences/s of the tiny encoders for the record."""
-    sentences = [s for group in SENTENCES.values() for s in group] * 10
-    start = time.perf_counter()
-    for i in range(0, len(sentences), 16):
-        text_adapter.encode(sentences[i : i + 16], "eng_Latn", "text")
-    text_rate = len(sentences) / (time.perf_counter() - start)
-    rng = np.random.default_rng(1)
-    waves = [(0.1 * rng.standard_normal(16000 * 4)).astype(np.float32) for _ in range(32)]
-    start = time.perf_counter()
-    for i in range(0, len(waves), 8):
-        speech_adapter.encode(waves[i : i + 8], "eng_Latn", "speech")
-    speech_rate = len(waves) / (time.perf_counter() - start)
-    with capsys.disabled():
-        print(f"\ntiny SONAR: text {text_rate:.0f} sent/s, speech (4 s) {speech_rate:.0f} sent/s")
