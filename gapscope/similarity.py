@@ -233,8 +233,8 @@ def _top_eigh_lapack(
     eigenvalues, eigenvectors only for the kept top ones (``pick`` maps eigenvalues to k).
 
     Every BLAS/LAPACK call goes through scipy's OpenBLAS: mixing in numpy's (a separate
-    library with its own thread pool) for the Gram matrix slowed the tridiagonalisation by
-    half on a 2-core machine, as the two pools' spinning threads competed.
+    library with its own thread pool) for the Gram matrix made the tridiagonalisation 2.5x
+    slower on a 2-core machine, as the two pools' spinning threads competed.
     """
     g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
     n = g.shape[0]

@@ -5,7 +5,7 @@ removal, pre-emphasis 0.97 (the first sample scaled by 0.03), Povey window (Hann
 zero-padded FFT, power spectrum, triangular mel filters, log. All frames of an utterance are
 computed at once; BEATs (SALMONN) and SeamlessM4T's speech encoder read it. The
 SeamlessM4T path reuses the checkpoint's own filters and window, so its features equal the
-transformers feature extractor's, which loops over frames in Python (about 10x slower).
+transformers feature extractor's, which loops over frames in Python (2-3x slower here).
 """
 
 from __future__ import annotations
