@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from gapscope.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,62 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(torch.float32).unsqueeze(-1)
     total = (hidden.to(torch.float32) * weights).sum(dim=1)
     return total / counts.unsqueeze(-1).to(torch.float32)
+
+
+def pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:
+    """Masked mean of every tap over its own mask, with the pooled position counts."""
+    vectors, lengths = {}, {}
+    for tap, hidden in tensors.items():
+        vectors[tap] = masked_mean(hidden, masks[tap]).cpu().numpy()
+        lengths[tap] = masks[tap].sum(dim=1).to(torch.int32).cpu().numpy()
+    return Pooled(vectors, lengths)
+
+
+class TapCapture:
+    """Forward hooks that record tap tensors during one forward pass (``tensors``)."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.handles: list = []
+
+    def input_of(self, module: torch.nn.Module, name: str) -> None:
+        """Record the hidden states a module receives (first argument or ``hidden_states``)."""
+
+        def hook(_mod, args, kwargs):
+            self.tensors[name] = args[0] if args else kwargs["hidden_states"]
+
+        self.handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def output_of(self, module: torch.nn.Module, name: str) -> None:
+        """Record a module's output (the first element when it returns a tuple)."""
+
+        def hook(_mod, _args, out):
+            self.tensors[name] = out[0] if isinstance(out, tuple) else out
+
+        self.handles.append(module.register_forward_hook(hook))
+
+    def remove(self) -> None:
+        """Detach every hook."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
+def check_modality(loaded: str, asked: str | None) -> str:
+    """The modality of an ``encode`` call: ``asked`` (default: the loaded one), which must match."""
+    modality = asked or loaded
+    if modality != loaded:
+        raise ValueError(f"adapter loaded for {loaded}, asked for {modality}")
+    return modality
+
+
+def load_processor(spec: ModelSpec):
+    """The checkpoint's transformers processor (feature extractor + tokenizer)."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(
+        spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+    )
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -84,7 +84,14 @@ import torch
 from torch import nn
 
 from gapscope.models import ModelSpec
-from gapscope.models.base import Pooled, default_device, masked_mean, resolve_dtype
+from gapscope.models.base import (
+    Pooled,
+    TapCapture,
+    check_modality,
+    default_device,
+    pool,
+    resolve_dtype,
+)
 from gapscope.models.beats import BeatsConfig, BeatsEncoder, load_beats_state_dict
 
 SAMPLING_RATE = 16_000
@@ -627,26 +634,6 @@ def load_model(
 
 
 # --------------------------------------------------------------------------- the adapter
-class _Capture:
-    """Hooks that record the LLM's input embeddings and every block's output."""
-
-    def __init__(self, blocks: nn.ModuleList) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-
-        def pre(_mod, args, kwargs):
-            self.tensors["layer00"] = args[0] if args else kwargs["hidden_states"]
-
-        blocks[0].register_forward_pre_hook(pre, with_kwargs=True)
-        for i, block in enumerate(blocks, start=1):
-            block.register_forward_hook(self._output(f"layer{i:02d}"))
-
-    def _output(self, name: str):
-        def hook(_mod, _args, out):
-            self.tensors[name] = out[0] if isinstance(out, tuple) else out
-
-        return hook
-
-
 class SalmonnAdapter:
     """SALMONN behind the gapscope adapter protocol (see the module docstring)."""
 
@@ -676,7 +663,10 @@ class SalmonnAdapter:
         self.pad_id = pad if pad is not None else bos  # padded positions are masked anyway
         self.blocks = self.model.llm_base.layers
         self.n_layers = len(self.blocks)
-        self.capture = _Capture(self.blocks)
+        self.capture = TapCapture()  # the LLM's input embeddings and every block's output
+        self.capture.input_of(self.blocks[0], "layer00")
+        for i, block in enumerate(self.blocks, start=1):
+            self.capture.output_of(block, f"layer{i:02d}")
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -695,9 +685,7 @@ class SalmonnAdapter:
     @torch.inference_mode()
     def encode(self, inputs: Sequence, language: str, modality: str | None = None) -> Pooled:
         """Pool every tap for one batch of transcripts (text) or waveforms (speech)."""
-        modality = modality or self.modality
-        if modality != self.modality:
-            raise ValueError(f"adapter loaded for {self.modality}, asked for {modality}")
+        modality = check_modality(self.modality, modality)
         self.capture.tensors.clear()
         if modality == "text":
             return self._encode_text(list(inputs))
@@ -723,7 +711,7 @@ class SalmonnAdapter:
             attention[i, : len(row)] = 1
             content[i, len(head) : len(head) + len(tokens)] = True
         self._run_llm(self._embed(ids), attention.to(self.device))
-        return _pool(dict(self.capture.tensors), dict.fromkeys(self.capture.tensors, content))
+        return pool(dict(self.capture.tensors), dict.fromkeys(self.capture.tensors, content))
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         features, frames = self.model.audio_features(waves)
@@ -745,12 +733,4 @@ class SalmonnAdapter:
         tensors = {**self.capture.tensors, "qformer_in": features, "qformer_out": tokens}
         masks = {tap: content for tap in self.capture.tensors}
         masks.update(qformer_in=frame_mask, qformer_out=window_mask)
-        return _pool(tensors, masks)
-
-
-def _pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:
-    vectors, lengths = {}, {}
-    for tap, hidden in tensors.items():
-        vectors[tap] = masked_mean(hidden, masks[tap]).cpu().numpy()
-        lengths[tap] = masks[tap].sum(dim=1).to(torch.int32).cpu().numpy()
-    return Pooled(vectors, lengths)
+        return pool(tensors, masks)

@@ -38,9 +38,12 @@ from gapscope import languages
 from gapscope.models import ModelSpec
 from gapscope.models.base import (
     Pooled,
+    TapCapture,
+    check_modality,
     default_device,
     lengths_to_mask,
-    masked_mean,
+    load_processor,
+    pool,
     resolve_dtype,
 )
 from gapscope.models.fbank import kaldi_fbank
@@ -108,35 +111,6 @@ def load_model(spec: ModelSpec, modality: str, device: torch.device) -> torch.nn
     return model.eval().to(device)
 
 
-def load_processor(spec: ModelSpec):
-    """The checkpoint's processor (feature extractor + tokenizer)."""
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(
-        spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-    )
-
-
-class _Capture:
-    """Forward hooks that record tap tensors during one forward pass."""
-
-    def __init__(self) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-        self.handles: list = []
-
-    def input_of(self, module: torch.nn.Module, name: str) -> None:
-        def hook(_mod, args, kwargs):
-            self.tensors[name] = args[0] if args else kwargs["hidden_states"]
-
-        self.handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
-
-    def output_of(self, module: torch.nn.Module, name: str) -> None:
-        def hook(_mod, _args, out):
-            self.tensors[name] = out[0] if isinstance(out, tuple) else out
-
-        self.handles.append(module.register_forward_hook(hook))
-
-
 def speech_features(
     waves: Sequence[np.ndarray], extractor: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,7 +159,7 @@ class SeamlessAdapter:
         self.device = device or default_device()
         self.processor = load_processor(spec)
         self.model = load_model(spec, modality, self.device)
-        self.capture = _Capture()
+        self.capture = TapCapture()
         if modality == "text":
             self.encoder = self.model.text_encoder
             blocks = self.encoder.layers
@@ -244,9 +218,7 @@ class SeamlessAdapter:
     @torch.inference_mode()
     def encode(self, inputs: Sequence, language: str, modality: str | None = None) -> Pooled:
         """Pool every tap for one batch of sentences (text) or waveforms (speech)."""
-        modality = modality or self.modality
-        if modality != self.modality:
-            raise ValueError(f"adapter loaded for {self.modality}, asked for {modality}")
+        modality = check_modality(self.modality, modality)
         self.capture.tensors.clear()
         if modality == "text":
             return self._encode_text(list(inputs), language)
@@ -264,7 +236,7 @@ class SeamlessAdapter:
         out = self.encoder(input_ids=enc["input_ids"].to(self.device), attention_mask=attention)
         content = attention.bool() & ~enc["special_tokens_mask"].to(self.device).bool()
         tensors = {**self.capture.tensors, "encoder_out": out.last_hidden_state}
-        return _pool(tensors, {tap: content for tap in tensors})
+        return pool(tensors, {tap: content for tap in tensors})
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         features, frames = speech_features(waves, self.processor.feature_extractor)
@@ -279,7 +251,7 @@ class SeamlessAdapter:
             tensors["post_adaptor"] = short
             masks["post_adaptor"] = lengths_to_mask(self._frame_lengths[-1], short.shape[1])
         self._frame_lengths = []
-        return _pool(tensors, masks)
+        return pool(tensors, masks)
 
     def _adaptor_lengths(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """Real lengths at the input of each adaptor layer, then after the last one.
@@ -296,11 +268,3 @@ class SeamlessAdapter:
             sub = layer._compute_sub_sample_lengths_from_attention_mask(mask)
             lengths.append(sub.to(torch.long))
         return lengths
-
-
-def _pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:
-    vectors, lengths = {}, {}
-    for tap, hidden in tensors.items():
-        vectors[tap] = masked_mean(hidden, masks[tap]).cpu().numpy()
-        lengths[tap] = masks[tap].sum(dim=1).to(torch.int32).cpu().numpy()
-    return Pooled(vectors, lengths)

@@ -61,7 +61,14 @@ import torch
 
 from gapscope import languages
 from gapscope.models import ModelSpec
-from gapscope.models.base import Pooled, default_device, masked_mean, resolve_dtype
+from gapscope.models.base import (
+    Pooled,
+    TapCapture,
+    check_modality,
+    default_device,
+    masked_mean,
+    resolve_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,23 +197,17 @@ def load_encoder(spec: ModelSpec, card, family: str, device: torch.device) -> to
     return model.eval()
 
 
-class _Capture:
-    """Forward hooks that record tap tensors (and the frame layout) during one forward."""
+class _Capture(TapCapture):
+    """Tap hooks plus SONAR's frontend (which also yields the frame layout) and the pooler's
+    cross-attended encoder output."""
 
     def __init__(self) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
+        super().__init__()
         self.layout = None
-        self.handles: list = []
 
     def frontend(self, module: torch.nn.Module) -> None:
         def hook(_mod, _args, out):
             self.tensors["layer00"], self.layout = out
-
-        self.handles.append(module.register_forward_hook(hook))
-
-    def output_of(self, module: torch.nn.Module, name: str) -> None:
-        def hook(_mod, _args, out):
-            self.tensors[name] = out
 
         self.handles.append(module.register_forward_hook(hook))
 
@@ -217,11 +218,6 @@ class _Capture:
             self.tensors[name] = args[2] if len(args) > 2 else kwargs["encoder_output"]
 
         self.handles.append(decoder.register_forward_pre_hook(hook, with_kwargs=True))
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles = []
 
 
 class SonarAdapter:
@@ -344,9 +340,7 @@ class SonarAdapter:
     @torch.inference_mode()
     def encode(self, inputs: Sequence, language: str, modality: str | None = None) -> Pooled:
         """Pool every tap for one batch of sentences (text) or 16 kHz waveforms (speech)."""
-        modality = modality or self.modality
-        if modality != self.modality:
-            raise ValueError(f"adapter loaded for {self.modality}, asked for {modality}")
+        modality = check_modality(self.modality, modality)
         self.capture.tensors.clear()
         if modality == "text":
             return self._encode_text(list(inputs), language)

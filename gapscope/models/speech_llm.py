@@ -67,7 +67,16 @@ import numpy as np
 import torch
 
 from gapscope.models import ModelSpec
-from gapscope.models.base import Pooled, default_device, masked_mean, resolve_dtype
+from gapscope.models.base import (
+    Pooled,
+    TapCapture,
+    check_modality,
+    default_device,
+    load_processor,
+    masked_mean,
+    pool,
+    resolve_dtype,
+)
 
 DEFAULT_PROMPT = "Repeat the following sentence.\n{content}"
 CONTENT = "{content}"
@@ -153,34 +162,6 @@ def load_model(spec: ModelSpec, device: torch.device):
     return model.eval().to(device), config
 
 
-def load_processor(spec: ModelSpec):
-    """The checkpoint's processor (Whisper feature extractor + tokenizer)."""
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(
-        spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-    )
-
-
-class _Capture:
-    """Hooks that record tap tensors during one forward pass."""
-
-    def __init__(self) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-
-    def input_of(self, module: torch.nn.Module, name: str) -> None:
-        def hook(_mod, args, kwargs):
-            self.tensors[name] = args[0] if args else kwargs["hidden_states"]
-
-        module.register_forward_pre_hook(hook, with_kwargs=True)
-
-    def output_of(self, module: torch.nn.Module, name: str) -> None:
-        def hook(_mod, _args, out):
-            self.tensors[name] = out[0] if isinstance(out, tuple) else out
-
-        module.register_forward_hook(hook)
-
-
 @dataclass
 class _Audio:
     """Model inputs of a speech batch and the bookkeeping of real frames and tokens.
@@ -233,7 +214,7 @@ class SpeechLLMAdapter:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
-        self.capture = _Capture()
+        self.capture = TapCapture()
         blocks = self.llm.layers
         self.n_layers = len(blocks)
         self.capture.input_of(blocks[0], "layer00")
@@ -318,9 +299,7 @@ class SpeechLLMAdapter:
     @torch.inference_mode()
     def encode(self, inputs: Sequence, language: str, modality: str | None = None) -> Pooled:
         """Pool every tap for one batch of sentences (text) or 16 kHz waveforms (speech)."""
-        modality = modality or self.modality
-        if modality != self.modality:
-            raise ValueError(f"adapter loaded for {self.modality}, asked for {modality}")
+        modality = check_modality(self.modality, modality)
         self.capture.tensors.clear()
         try:
             if modality == "text":
@@ -351,7 +330,7 @@ class SpeechLLMAdapter:
         ids, attention, content = self._batch(rows)
         self.llm(input_ids=ids, attention_mask=attention, use_cache=False)
         tensors = dict(self.capture.tensors)
-        return _pool(tensors, {tap: content for tap in tensors})
+        return pool(tensors, {tap: content for tap in tensors})
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         audio = self._audio_inputs(waves)
@@ -378,7 +357,7 @@ class SpeechLLMAdapter:
         projector = tensors.pop("projector_out")
         if projector.dim() == 2:  # Voxtral projects the flattened windows
             projector = projector.reshape(len(audio.row_tokens), -1, projector.shape[-1])
-        pooled = _pool(tensors, {tap: content for tap in tensors})
+        pooled = pool(tensors, {tap: content for tap in tensors})
         for tap, hidden, per_row in (
             ("encoder_out", encoder, audio.row_frames),
             ("projector_out", projector, audio.row_tokens),
@@ -492,14 +471,6 @@ class SpeechLLMAdapter:
         return _Audio(
             {"input_features": torch.cat(rows)}, per_sentence, row_frames, row_tokens, placed
         )
-
-
-def _pool(tensors: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> Pooled:
-    vectors, lengths = {}, {}
-    for tap, hidden in tensors.items():
-        vectors[tap] = masked_mean(hidden, masks[tap]).cpu().numpy()
-        lengths[tap] = masks[tap].sum(dim=1).to(torch.int32).cpu().numpy()
-    return Pooled(vectors, lengths)
 
 
 def _pool_rows(
