@@ -918,6 +918,7 @@ log = logging.getLogger(__name__)
 
 # --- workflow glue: one pair of activation stores -> tidy rows ------------------------------
 
+# which two views, then pairwise's own columns from ``metric`` on
 TIDY_COLUMNS = [
     "model",
     "comparison",
@@ -927,16 +928,7 @@ TIDY_COLUMNS = [
     "lang_b",
     "modality_b",
     "tap_b",
-    "metric",
-    "score",
-    "null_mean",
-    "null_std",
-    "heldout",
-    "ci_low",
-    "ci_high",
-    "n",
-    "k_a",
-    "k_b",
+    *COLUMNS[COLUMNS.index("metric") :],
 ]
 _SAME_RUN_ATTRS = ("model", "adapter", "checkpoint", "revision", "init", "pooling", "recording")
 

@@ -66,7 +66,7 @@ from gapscope.models.base import (
     TapCapture,
     check_modality,
     default_device,
-    masked_mean,
+    pool,
     resolve_dtype,
 )
 
@@ -363,10 +363,10 @@ class SonarAdapter:
         ends = lens - torch.tensor([int(x[-1] == eos) for x in ids])
         positions = torch.arange(seqs.shape[1]).unsqueeze(0)
         content = (positions >= 1) & (positions < ends.unsqueeze(1))
-        vectors, lengths = self._pool_layers(content)
-        vectors["pooled"] = out.sentence_embeddings.float().cpu().numpy()
-        lengths["pooled"] = lens.to(torch.int32).numpy()
-        return Pooled(vectors, lengths)
+        pooled = pool(self.capture.tensors, dict.fromkeys(self.capture.tensors, content))
+        pooled.vectors["pooled"] = out.sentence_embeddings.float().cpu().numpy()
+        pooled.lengths["pooled"] = lens.to(torch.int32).numpy()
+        return pooled
 
     def _fbank_converter(self):
         if self._fbank is None:
@@ -405,15 +405,7 @@ class SonarAdapter:
         frames = torch.as_tensor(list(self.capture.layout.seq_lens))
         width = self.capture.tensors["layer00"].shape[1]
         mask = torch.arange(width).unsqueeze(0) < frames.unsqueeze(1)
-        vectors, lengths = self._pool_layers(mask)
-        vectors["pooled"] = out.sentence_embeddings.float().cpu().numpy()
-        lengths["pooled"] = frames.to(torch.int32).numpy()
-        return Pooled(vectors, lengths)
-
-    def _pool_layers(self, mask: torch.Tensor) -> tuple[dict, dict]:
-        vectors, lengths = {}, {}
-        counts = mask.sum(dim=1).to(torch.int32).numpy()
-        for tap, hidden in self.capture.tensors.items():
-            vectors[tap] = masked_mean(hidden, mask).cpu().numpy()
-            lengths[tap] = counts
-        return vectors, lengths
+        pooled = pool(self.capture.tensors, dict.fromkeys(self.capture.tensors, mask))
+        pooled.vectors["pooled"] = out.sentence_embeddings.float().cpu().numpy()
+        pooled.lengths["pooled"] = frames.to(torch.int32).numpy()
+        return pooled
