@@ -83,6 +83,7 @@ def time_extract(
     max_batch: int = 64,
     chunk_size: int = 256,
     batch_seconds: float = 30,
+    batch_tokens: int = 8192,
 ) -> tuple[float, float]:
     """Sentences/s of ``extract_view`` into a fresh store, and its padding waste."""
     from gapscope import extract, workflow
@@ -101,7 +102,7 @@ def time_extract(
         "taps": adapter.taps(modality),
     }
     budget = workflow.extract_budget(
-        {"batch_tokens": 8192, "batch_seconds": batch_seconds}, modality
+        {"batch_tokens": batch_tokens, "batch_seconds": batch_seconds}, modality
     )
     writer = ViewWriter(
         workdir / f"b_{time.time_ns()}.zarr",

@@ -92,6 +92,28 @@ def _perturb_norms(model: torch.nn.Module) -> None:
                 module.bias.add_(0.1 * torch.randn_like(module.bias))
 
 
+def _seamless_config(tokenizer, version: int, architecture: dict):
+    """A SeamlessM4T v2 (or v1) config whose special-token ids are the tokenizer's."""
+    from transformers import SeamlessM4TConfig, SeamlessM4Tv2Config
+
+    config_cls = SeamlessM4Tv2Config if version == 2 else SeamlessM4TConfig
+    return config_cls(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **architecture,
+    )
+
+
+def _save_processor(out_dir: Path, tokenizer) -> None:
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4TProcessor
+
+    processor = SeamlessM4TProcessor(
+        feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=tokenizer
+    )
+    processor.save_pretrained(out_dir)
+
+
 def build_seamless_tiny(
     out_dir: Path,
     sentences: Iterable[str],
@@ -101,38 +123,50 @@ def build_seamless_tiny(
     seed: int = 0,
 ) -> Path:
     """Build, seed and save a tiny SeamlessM4T v2 (or v1) model plus its processor."""
-    from transformers import (
-        SeamlessM4TConfig,
-        SeamlessM4TFeatureExtractor,
-        SeamlessM4TModel,
-        SeamlessM4TProcessor,
-        SeamlessM4Tv2Config,
-        SeamlessM4Tv2Model,
-    )
+    from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
 
     tokenizer = train_tokenizer(sentences, lang_codes)
-    config_cls, model_cls = (
-        (SeamlessM4Tv2Config, SeamlessM4Tv2Model)
-        if version == 2
-        else (SeamlessM4TConfig, SeamlessM4TModel)
-    )
-    config = config_cls(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        **TINY_SEAMLESS,
-    )
+    config = _seamless_config(tokenizer, version, {**TINY_SEAMLESS, "vocab_size": len(tokenizer)})
     torch.manual_seed(seed)
-    model = model_cls(config).eval()
+    model = (SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel)(config).eval()
     _perturb_norms(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    processor = SeamlessM4TProcessor(
-        feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=tokenizer
-    )
-    processor.save_pretrained(out_dir)
+    _save_processor(out_dir, tokenizer)
+    return out_dir
+
+
+def build_seamless_full_size(
+    out_dir: Path,
+    sentences: Iterable[str],
+    lang_codes: Iterable[str],
+    *,
+    version: int = 2,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Path:
+    """Build and save the released SeamlessM4T architecture with random weights, in bfloat16.
+
+    transformers' config defaults are the released architectures (v2: seamless-m4t-v2-large,
+    1024-d, 24 text and 24 speech-encoder layers, a 256,102-token vocabulary), so the saved
+    model costs what the real one costs to load and to run; it is built on ``device`` (a GPU
+    initialises 2.3 billion weights in seconds). The tokenizer is trained on ``sentences``:
+    its ids fit the real vocabulary, and it cuts words into more pieces than the real one,
+    so text batches are, if anything, longer.
+    """
+    from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
+
+    tokenizer = train_tokenizer(sentences, lang_codes)
+    config = _seamless_config(tokenizer, version, {})
+    torch.manual_seed(seed)
+    model_cls = SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel
+    with torch.device(device):
+        model = model_cls._from_config(config, dtype=torch.bfloat16).eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    _save_processor(out_dir, tokenizer)
     return out_dir
 
 
