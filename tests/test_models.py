@@ -220,3 +220,103 @@ def test_remote_code_only_when_asked(tiny_seamless, monkeypatch):
     load_adapter(spec(tiny_seamless, trust_remote_code=True), "text", CPU)
     assert default and set(default) == {False}  # every config read refuses remote code
     assert seen and set(seen) == {True}
+
+
+# -- checkpoints laid out by others ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_checkpoint(tmp_path_factory, tiny_seamless):
+    """The tiny model with a tokenizer as the hub repos ship SeamlessM4T's: a SentencePiece
+    model and tokenizer_config.json (fairseq ids: the four specials, then SentencePiece ids
+    + 1, then the language tags as added special tokens), no tokenizer.json."""
+    import json
+    import shutil
+
+    import sentencepiece as spm
+
+    from gapscope import languages
+
+    folder = tmp_path_factory.mktemp("hub_layout")
+    for name in ("config.json", "model.safetensors", "processor_config.json"):
+        shutil.copy(tiny_seamless / name, folder / name)
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(s for group in SENTENCES.values() for s in group))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(folder / "sentencepiece.bpe"), vocab_size=80,
+        hard_vocab_limit=False, model_type="bpe", character_coverage=1.0,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+    )  # fmt: skip
+    corpus.unlink()
+    pieces = spm.SentencePieceProcessor(model_file=str(folder / "sentencepiece.bpe.model"))
+    codes = sorted({lang.seamless for lang in languages.load_table().values() if lang.seamless})
+    tags = [f"__{code}__" for code in codes]
+    added = {0: "<pad>", 1: "<unk>", 2: "<s>", 3: "</s>"}
+    added.update({pieces.get_piece_size() + 1 + i: tag for i, tag in enumerate(tags)})
+    config = json.loads((tiny_seamless / "config.json").read_text())
+    assert max(added) < config["vocab_size"]
+    entry = dict(lstrip=False, rstrip=False, normalized=False, single_word=False, special=True)
+    tokenizer_config = {
+        "tokenizer_class": "SeamlessM4TTokenizer",
+        "processor_class": "SeamlessM4TProcessor",
+        "added_tokens_decoder": {str(i): {"content": t, **entry} for i, t in added.items()},
+        "additional_special_tokens": tags,
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+        "cls_token": "<s>", "sep_token": "</s>", "src_lang": "eng", "tgt_lang": "fra",
+    }  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    return folder, pieces
+
+
+def test_sentencepiece_tokenizer_without_tokenizer_json(sentencepiece_checkpoint):
+    """transformers converts the SentencePiece model (this needs protobuf); the tag comes
+    first, ``</s>`` last, the pieces keep the fairseq offset, and only they are pooled."""
+    folder, pieces = sentencepiece_checkpoint
+    adapter = load_adapter(spec(folder), "text", CPU)
+    tokenizer = adapter.processor.tokenizer
+    for sentence in SENTENCES["deu_Latn"]:
+        ids = tokenizer(sentence, src_lang="deu")["input_ids"]
+        content = [i + 1 for i in pieces.encode(sentence)]
+        assert ids == [tokenizer.convert_tokens_to_ids("__deu__"), *content, 3]
+    out = adapter.encode(SENTENCES["deu_Latn"], "deu_Latn")
+    expected = [len(pieces.encode(s)) for s in SENTENCES["deu_Latn"]]
+    assert out.lengths["encoder_out"].tolist() == expected
+    assert load_adapter(spec(folder), "speech", CPU).taps()[-1] == "post_adaptor"
+
+
+def test_missing_language_tag_is_refused(tmp_path):
+    """A tokenizer without ``__deu__`` would put ``<unk>`` in its place and carry on."""
+    from gapscope.models.demo import build_seamless_tiny
+
+    only_eng = build_seamless_tiny(tmp_path / "eng", SENTENCES["eng_Latn"], ["eng"])
+    adapter = load_adapter(spec(only_eng), "text", CPU)
+    assert adapter.encode(SENTENCES["eng_Latn"], "eng_Latn").lengths["encoder_out"].min() > 0
+    with pytest.raises(ValueError, match=r"tokenizer of .* has no language tag __deu__"):
+        adapter.text_lengths(SENTENCES["deu_Latn"], "deu_Latn")
+
+
+def test_checkpoint_without_tokenizer_is_refused(tmp_path, tiny_seamless):
+    import shutil
+
+    for name in ("config.json", "model.safetensors"):  # weights only
+        shutil.copy(tiny_seamless / name, tmp_path / name)
+    with pytest.raises(ValueError, match=r"has no tokenizer .*AutoProcessor gave"):
+        load_adapter(spec(tmp_path), "text", CPU)
+    with pytest.raises(ValueError, match="has no feature_extractor"):
+        load_adapter(spec(tmp_path), "speech", CPU)
+
+
+def test_feature_extractor_of_another_width_is_refused(tmp_path, tiny_seamless):
+    """64 mel bins x stride 2 = 128 features, but the encoder reads 160: refused at load."""
+    import json
+    import shutil
+
+    for item in tiny_seamless.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    path = tmp_path / "processor_config.json"
+    config = json.loads(path.read_text())
+    config["feature_extractor"].update(feature_size=64, num_mel_bins=64)
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"64 mel bins x stride 2 = 128 .* reads 160"):
+        load_adapter(spec(tmp_path), "speech", CPU)
+    assert load_adapter(spec(tmp_path), "text", CPU).taps()[-1] == "encoder_out"

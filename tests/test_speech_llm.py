@@ -296,6 +296,54 @@ def test_bad_options_are_refused(tiny_llms, options, match):
         load_adapter(spec(tiny_llms["voxtral"], options=options), "text", CPU)
 
 
+def _copy(src, dst):
+    for item in src.iterdir():
+        shutil.copy(item, dst / item.name)
+    return dst
+
+
+def test_chat_template_in_tokenizer_config_is_used(tiny_llms, tmp_path):
+    """Many repos keep the template in tokenizer_config.json only: same prompt, same vectors."""
+    import json
+
+    from gapscope.models.speech_llm_tiny import QWEN_CHAT_TEMPLATE
+
+    folder = _copy(tiny_llms["audioflamingo3"], tmp_path)
+    (folder / "chat_template.jinja").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = QWEN_CHAT_TEMPLATE
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    moved = load_adapter(spec(folder), "text", CPU)
+    original = load_adapter(spec(tiny_llms["audioflamingo3"]), "text", CPU)
+    assert moved.processor.chat_template is None
+    assert (moved._prefix, moved._suffix) == (original._prefix, original._suffix)
+    a, b = moved.encode(ENG, "eng_Latn"), original.encode(ENG, "eng_Latn")
+    np.testing.assert_array_equal(a.vectors["llm_out"], b.vectors["llm_out"])
+
+
+def test_missing_chat_template_is_refused_unless_chat_is_off(tiny_llms, tmp_path):
+    folder = _copy(tiny_llms["audioflamingo3"], tmp_path)
+    (folder / "chat_template.jinja").unlink()
+    with pytest.raises(ValueError, match="ships no chat template"):
+        load_adapter(spec(folder), "text", CPU)
+    bare = load_adapter(spec(folder, options={"chat": False}), "text", CPU)
+    assert bare.encode(ENG, "eng_Latn").lengths["llm_out"].min() > 0
+
+
+@pytest.mark.parametrize("name", ["qwen2_audio", "voxtral", "audioflamingo3"])
+def test_feature_extractor_with_other_mel_bins_is_refused(tiny_llms, tmp_path, name):
+    import json
+
+    folder = _copy(tiny_llms[name], tmp_path)
+    path = folder / "processor_config.json"
+    config = json.loads(path.read_text())
+    bins = config["feature_extractor"]["feature_size"]
+    config["feature_extractor"]["feature_size"] = 64
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"gives 64 mel bins but the audio encoder reads {bins}"):
+        load_adapter(spec(folder), "speech", CPU)
+
+
 def test_family_pairs():
     fam = family("speech_llm")
     assert fam.supports("amh_Ethi", "speech") and fam.supports("zho_Hans", "text")

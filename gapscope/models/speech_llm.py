@@ -16,8 +16,10 @@ Options (``models.<name>.options``, part of the model's identity):
   the text / transcribe the audio) and precedes the content, so it conditions every pooled
   position the same way in both modalities.
 - ``chat`` (default true): wrap the prompt in the checkpoint's chat format (Qwen2-Audio,
-  AF3: its chat template with a generation prompt; Voxtral: ``<s>[INST] ... [/INST]``).
-  ``false`` gives the bare prompt (Voxtral keeps ``<s>``), e.g. for base checkpoints.
+  AF3: its chat template with a generation prompt, the processor's or else the tokenizer's;
+  a checkpoint with neither is refused rather than silently run without; Voxtral:
+  ``<s>[INST] ... [/INST]``). ``false`` gives the bare prompt (Voxtral keeps ``<s>``), e.g.
+  for base checkpoints.
 
 Only the content positions are pooled: the transcript's tokens for text, the audio
 placeholder positions for speech (where the LLM receives the projected audio embeddings),
@@ -200,9 +202,10 @@ class SpeechLLMAdapter:
         self.prompt, self.chat = _check_options(spec)
         self.model, self.config = load_model(spec, self.device)
         self.arch = self.config.model_type
-        self.processor = load_processor(spec)
+        parts = ("tokenizer",) if modality == "text" else ("tokenizer", "feature_extractor")
+        self.processor = load_processor(spec, parts)
         self.tokenizer = self.processor.tokenizer
-        self.features = self.processor.feature_extractor
+        self.features = getattr(self.processor, "feature_extractor", None)
         inner = self.model.model
         self.llm = inner.language_model
         self.audio_token_id = int(self.config.audio_token_id)
@@ -225,6 +228,8 @@ class SpeechLLMAdapter:
             self.tower = inner.audio_tower
             self.capture.output_of(self.tower.layers[-1], "encoder_out")
             self.capture.output_of(inner.multi_modal_projector, "projector_out")
+            self._check_mel_bins()
+            self._window()
         else:
             # the text view never touches the audio encoder and connector
             del inner.audio_tower, inner.multi_modal_projector
@@ -262,15 +267,24 @@ class SpeechLLMAdapter:
                 [*self._encode(after), *(self._special_id(t) for t in closing)],
             )
         sentinel = "\x00GAPSCOPE_CONTENT\x00"
-        turn = [{"role": "user", "content": [{"type": "text", "text": sentinel}]}]
-        if self.chat and getattr(self.processor, "chat_template", None):
+        if not self.chat:
+            rendered = sentinel
+        elif getattr(self.processor, "chat_template", None):
+            turn = [{"role": "user", "content": [{"type": "text", "text": sentinel}]}]
             rendered = self.processor.apply_chat_template(
                 turn, tokenize=False, add_generation_prompt=True
             )
             if isinstance(rendered, list):
                 rendered = rendered[0]
-        else:  # chat: false, or no chat format shipped: the bare prompt
-            rendered = sentinel
+        elif getattr(self.tokenizer, "chat_template", None):  # kept in tokenizer_config.json
+            rendered = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": sentinel}], tokenize=False, add_generation_prompt=True
+            )
+        else:
+            raise ValueError(
+                f"models.{self.spec.name}: options.chat is true but {self.spec.checkpoint} "
+                "ships no chat template; add one, or set options.chat: false (base checkpoints)"
+            )
         if rendered.count(sentinel) != 1:
             raise ValueError(
                 f"{self.spec.checkpoint}: cannot locate the user text in its chat template"
@@ -368,6 +382,14 @@ class SpeechLLMAdapter:
         return Pooled({t: pooled.vectors[t] for t in order}, {t: pooled.lengths[t] for t in order})
 
     # -- audio front ends ---------------------------------------------------------------
+
+    def _check_mel_bins(self) -> None:
+        bins, expected = int(self.features.feature_size), int(self.tower.config.num_mel_bins)
+        if bins != expected:
+            raise ValueError(
+                f"models.{self.spec.name}: the feature extractor of {self.spec.checkpoint} "
+                f"gives {bins} mel bins but the audio encoder reads {expected}"
+            )
 
     def _window(self) -> tuple[int, int]:
         """(mel frames, samples) of one encoder window, checked against the feature extractor."""
