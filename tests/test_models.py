@@ -320,3 +320,42 @@ def test_feature_extractor_of_another_width_is_refused(tmp_path, tiny_seamless):
     with pytest.raises(ValueError, match=r"64 mel bins x stride 2 = 128 .* reads 160"):
         load_adapter(spec(tmp_path), "speech", CPU)
     assert load_adapter(spec(tmp_path), "text", CPU).taps()[-1] == "encoder_out"
+
+
+def _weights_as(layout: str, src, dst) -> None:
+    """Copy the tiny checkpoint with its weights as sharded safetensors or pytorch_model.bin."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    for item in src.iterdir():
+        if item.name != "model.safetensors":
+            shutil.copy(item, dst / item.name)
+    state = load_file(src / "model.safetensors")
+    if layout == "bin":
+        torch.save(state, dst / "pytorch_model.bin")
+    else:
+        from transformers import SeamlessM4Tv2Model
+
+        SeamlessM4Tv2Model.from_pretrained(src).save_pretrained(dst, max_shard_size="200KB")
+        assert len(list(dst.glob("model-*-of-*.safetensors"))) > 1
+
+
+@pytest.mark.parametrize("layout", ["bin", "shards"])
+def test_other_weight_files_give_the_same_vectors(tmp_path, tiny_seamless, layout, waves):
+    _weights_as(layout, tiny_seamless, tmp_path)
+    views = [("text", SENTENCES["eng_Latn"], "encoder_out"), ("speech", waves, "post_adaptor")]
+    for modality, inputs, tap in views:
+        got = load_adapter(spec(tmp_path), modality, CPU).encode(inputs, "eng_Latn")
+        ref = load_adapter(spec(tiny_seamless), modality, CPU).encode(inputs, "eng_Latn")
+        np.testing.assert_array_equal(got.vectors[tap], ref.vectors[tap])
+
+
+def test_pickled_objects_are_not_unpickled(tmp_path, tiny_seamless):
+    """pytorch_model.bin is read with weights_only: a file holding an object is refused."""
+    _weights_as("bin", tiny_seamless, tmp_path)
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+    state["payload"] = np.random.default_rng(0)  # any non-tensor class
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
+        load_adapter(spec(tmp_path), "text", CPU)
