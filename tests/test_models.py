@@ -359,3 +359,16 @@ def test_pickled_objects_are_not_unpickled(tmp_path, tiny_seamless):
     torch.save(state, tmp_path / "pytorch_model.bin")
     with pytest.raises(Exception, match="(?i)weights_only|unpickl"):
         load_adapter(spec(tmp_path), "text", CPU)
+
+
+@pytest.mark.parametrize(
+    "wave, match",
+    [
+        (np.zeros((16000, 2), np.float32), r"input 0 has shape \(16000, 2\)"),  # stereo
+        (np.zeros(16000, np.int16), "dtype int16"),  # PCM integers, not scaled to [-1, 1]
+        (np.zeros(0, np.float32), r"shape \(0,\)"),
+    ],
+)
+def test_audio_other_than_mono_float_is_refused(speech_adapter, wave, match):
+    with pytest.raises(ValueError, match=match):
+        speech_adapter.encode([wave], "eng_Latn")

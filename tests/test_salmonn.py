@@ -406,6 +406,43 @@ def test_safetensors_checkpoint_loads_the_same(tmp_path, tiny_salmonn, text_adap
     )
 
 
+@pytest.mark.parametrize(
+    "part, keep, modality",
+    [
+        ("llm", lambda key: not key.startswith("model.layers.1."), "text"),
+        # an encoder saved on its own: its keys lack the "encoder." prefix WhisperModel reads
+        ("whisper", lambda key: key.startswith("encoder."), "speech"),
+    ],
+)
+def test_component_without_all_weights_is_refused(tmp_path, tiny_salmonn, part, keep, modality):
+    """transformers would fill the missing weights with random values and carry on."""
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(tiny_salmonn, tmp_path / "copy")  # component paths are relative
+    weights = load_file(folder / part / "model.safetensors")
+    kept = {key.removeprefix("encoder."): v for key, v in weights.items() if keep(key)}
+    save_file(kept, str(folder / part / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"{part}: lacks \d+ weights that"):
+        load_adapter(spec(folder), modality, CPU)
+
+
+def test_pad_token_beyond_the_embeddings(tmp_path, tiny_salmonn, text_adapter):
+    """SALMONN's code adds [PAD] to Vicuna's tokenizer: an id with no embedding row."""
+    from transformers import AutoTokenizer
+
+    folder = shutil.copytree(tiny_salmonn, tmp_path / "copy")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "llm")
+    tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+    tokenizer.save_pretrained(folder / "llm")
+    adapter = load_adapter(spec(folder), "text", CPU)
+    assert adapter.tokenizer.pad_token_id >= adapter.model.llm_base.embed_tokens.num_embeddings
+    sentences = SENTENCES["eng_Latn"]  # unequal lengths: the batch is padded
+    np.testing.assert_array_equal(
+        adapter.encode(sentences, "eng_Latn", "text").vectors["layer02"],
+        text_adapter.encode(sentences, "eng_Latn", "text").vectors["layer02"],
+    )
+
+
 def test_options_are_checked(tmp_path, tiny_salmonn):
     with pytest.raises(ValueError, match="unknown SALMONN option"):
         load_adapter(spec(tiny_salmonn, options={"lora_rank": 4}), "text", CPU)

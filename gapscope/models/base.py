@@ -122,6 +122,21 @@ class TapCapture:
         self.handles = []
 
 
+def check_waves(waves: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
+    """The waveforms as float32, each 1-D and non-empty (mono 16 kHz, as the corpus reads
+    them); a stereo or empty array is refused instead of being flattened or padded."""
+    out = []
+    for i, wave in enumerate(waves):
+        wave = np.asarray(wave)
+        if wave.ndim != 1 or wave.size == 0 or not np.issubdtype(wave.dtype, np.floating):
+            raise ValueError(
+                f"{name}: input {i} has shape {wave.shape} and dtype {wave.dtype}; expected "
+                "1-D non-empty floating-point mono audio at 16 kHz"
+            )
+        out.append(wave.astype(np.float32, copy=False))
+    return out
+
+
 def check_modality(loaded: str, asked: str | None) -> str:
     """The modality of an ``encode`` call: ``asked`` (default: the loaded one), which must match."""
     modality = asked or loaded

@@ -88,6 +88,7 @@ from gapscope.models.base import (
     Pooled,
     TapCapture,
     check_modality,
+    check_waves,
     default_device,
     pool,
     resolve_dtype,
@@ -593,8 +594,7 @@ def load_model(
             torch.manual_seed(spec.seed + 1)
             whisper = WhisperEncoder(whisper_config).to(dtype)
         else:
-            with _quiet_transformers():
-                whisper = WhisperModel.from_pretrained(parts.whisper, dtype=dtype).encoder
+            whisper = _load_complete(WhisperModel, parts.whisper, dtype, "encoder.").encoder
         if random:
             torch.manual_seed(spec.seed + 2)
         beats = BeatsEncoder(beats_config)
@@ -606,8 +606,7 @@ def load_model(
         torch.manual_seed(spec.seed)
         base = LlamaModel(llm_config).to(dtype)
     else:
-        with _quiet_transformers():  # the load report lists the unused lm_head
-            base = LlamaModel.from_pretrained(parts.llm, dtype=dtype)
+        base = _load_complete(LlamaModel, parts.llm, dtype)
     llm = wrap_lora(base)
 
     qformer_config = Blip2QFormerConfig(
@@ -631,6 +630,23 @@ def load_model(
         load_salmonn_weights(model, map_official_state_dict(state), str(parts.checkpoint))
     tokenizer = AutoTokenizer.from_pretrained(parts.llm)
     return model.eval().to(device), tokenizer
+
+
+def _load_complete(cls: type, path: str, dtype: torch.dtype, prefix: str = "") -> torch.nn.Module:
+    """``cls.from_pretrained(path)``, refused when weights under ``prefix`` are missing.
+
+    transformers would fill them with random values and only log it (its report, which
+    also lists unused weights such as the lm_head, is silenced here).
+    """
+    with _quiet_transformers():
+        model, info = cls.from_pretrained(path, dtype=dtype, output_loading_info=True)
+    missing = [key for key in info["missing_keys"] if key.startswith(prefix)]
+    if missing:
+        raise ValueError(
+            f"{path}: lacks {len(missing)} weights that {cls.__name__} needs "
+            f"(e.g. {missing[:3]}); wrong folder, or saved from another class?"
+        )
+    return model
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -659,8 +675,9 @@ class SalmonnAdapter:
         if bos is None:
             raise ValueError(f"{self.components.llm}: the tokenizer has no BOS token")
         self.bos_id = bos
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else bos  # padded positions are masked anyway
+        # padded positions are masked; the tokenizer's own pad id may lie beyond the
+        # embedding table (SALMONN's code adds a [PAD] token to Vicuna's tokenizer)
+        self.pad_id = bos
         self.blocks = self.model.llm_base.layers
         self.n_layers = len(self.blocks)
         self.capture = TapCapture()  # the LLM's input embeddings and every block's output
@@ -714,6 +731,7 @@ class SalmonnAdapter:
         return pool(dict(self.capture.tensors), dict.fromkeys(self.capture.tensors, content))
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
+        waves = check_waves(waves, self.spec.name)
         features, frames = self.model.audio_features(waves)
         tokens = self.model.speech_tokens(features)
         batch, n_windows = tokens.shape[:2]

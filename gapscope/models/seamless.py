@@ -40,6 +40,7 @@ from gapscope.models.base import (
     Pooled,
     TapCapture,
     check_modality,
+    check_waves,
     default_device,
     lengths_to_mask,
     load_processor,
@@ -273,6 +274,7 @@ class SeamlessAdapter:
         return pool(tensors, {tap: content for tap in tensors})
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
+        waves = check_waves(waves, self.spec.name)
         features, frames = speech_features(waves, self.processor.feature_extractor)
         frames = frames.to(self.device)
         dtype = next(self.model.parameters()).dtype

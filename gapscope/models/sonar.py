@@ -65,6 +65,7 @@ from gapscope.models.base import (
     Pooled,
     TapCapture,
     check_modality,
+    check_waves,
     default_device,
     pool,
     resolve_dtype,
@@ -81,6 +82,8 @@ DEFAULT_OPTIONS = {
 }
 TEXT_FAMILY = "transformer_encoder"
 SPEECH_FAMILY = "sonar_speech"
+# the speech frontend stacks 2 fbank frames (25 ms windows, 10 ms shift): fewer leave nothing
+MIN_FBANK_FRAMES = 2
 
 
 def require_fairseq2() -> None:
@@ -163,14 +166,28 @@ class Cards:
             )
         return card
 
-    def _retrieve(self, name: str):
+    def _retrieve(self, name: str, seen: tuple[str, ...] = ()):
+        """The card ``name``; a local card whose ``base`` has its own name refines the store's
+        card of that name (e.g. ``text_sonar_basic_encoder`` with a local checkpoint)."""
         from fairseq2.assets import AssetCard
 
         metadata = None if self.local is None else self.local.maybe_get_metadata(f"{name}@")
         if metadata is None:
             return self.store.retrieve_card(name)
         base = metadata.get("base")
-        return AssetCard(name, metadata, self._retrieve(base) if isinstance(base, str) else None)
+        if not isinstance(base, str):
+            parent = None
+        elif base == name:
+            parent = self.store.retrieve_card(base)
+        elif base in seen:
+            loop = " -> ".join([*seen, name, base])
+            raise ValueError(
+                f"models.{self.spec.name}: the asset cards in {self.spec.checkpoint} name each "
+                f"other as base in a loop: {loop}"
+            )
+        else:
+            parent = self._retrieve(base, (*seen, name))
+        return AssetCard(name, metadata, parent)
 
 
 def _hub(family: str):
@@ -398,7 +415,15 @@ class SonarAdapter:
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         from fairseq2.nn import BatchLayout
 
+        waves = check_waves(waves, self.spec.name)
         seqs, lens = self.fbank(waves)
+        short = [i for i, n in enumerate(lens) if n < MIN_FBANK_FRAMES]
+        if short:
+            raise ValueError(
+                f"{self.spec.name}: input(s) {short} are too short for SONAR's speech encoder "
+                f"({[len(waves[i]) for i in short]} samples; it needs {MIN_FBANK_FRAMES} fbank "
+                "frames, at least 560 samples = 35 ms at 16 kHz)"
+            )
         dtype = next(self.model.parameters()).dtype
         seqs = seqs.to(self.device, dtype)
         out = self.model(seqs, BatchLayout.of(seqs, lens))

@@ -73,6 +73,7 @@ from gapscope.models.base import (
     Pooled,
     TapCapture,
     check_modality,
+    check_waves,
     default_device,
     load_processor,
     masked_mean,
@@ -318,7 +319,7 @@ class SpeechLLMAdapter:
         try:
             if modality == "text":
                 return self._encode_text([str(s) for s in inputs])
-            return self._encode_speech([np.asarray(w, dtype=np.float32) for w in inputs])
+            return self._encode_speech(check_waves(inputs, self.spec.name))
         finally:
             self.capture.tensors.clear()
 
@@ -416,9 +417,6 @@ class SpeechLLMAdapter:
     def _audio_inputs(self, waves: list[np.ndarray]) -> _Audio:
         frames, samples = self._window()
         seconds = samples / self.sampling_rate
-        for w in waves:
-            if w.ndim != 1 or w.size == 0:
-                raise ValueError(f"{self.spec.name}: expected 1-D non-empty 16 kHz audio")
         if self.arch == "qwen2_audio":
             too_long = [len(w) / self.sampling_rate for w in waves if len(w) > samples]
             if too_long:

@@ -368,3 +368,52 @@ def test_extraction_matches_direct_encoding(tiny_sonar, tmp_path, speech_adapter
     direct = speech_adapter.encode(speech_waves, "eng_Latn", "speech")
     for tap in view.taps:
         np.testing.assert_allclose(view.read(tap), direct.vectors[tap], atol=1e-5, rtol=0)
+
+
+# -- cards and inputs from elsewhere -------------------------------------------------------
+
+
+def _rewrite_cards(src, dst, edit) -> None:
+    import yaml
+
+    shutil.copytree(src, dst)
+    cards = list(yaml.safe_load_all((dst / "cards.yaml").read_text()))
+    (dst / "cards.yaml").write_text(yaml.safe_dump_all([edit(c) for c in cards], sort_keys=False))
+
+
+def test_local_card_may_refine_the_store_card_of_its_name(tiny_sonar, tmp_path, text_adapter):
+    """The offline route for real weights: a card named text_sonar_basic_encoder whose base is
+    sonar-space's card of that name, with a local checkpoint (it used to recurse forever)."""
+
+    def refine(card):
+        if card["name"] == "text_sonar_basic_encoder":
+            card = {k: v for k, v in card.items() if k not in ("model_family", "model_arch")}
+            card["base"] = "text_sonar_basic_encoder"
+        return card
+
+    _rewrite_cards(tiny_sonar, tmp_path / "cards", refine)
+    refined = load_adapter(spec(tmp_path / "cards"), "text", CPU)
+    sentences = SENTENCES["deu_Latn"]
+    np.testing.assert_array_equal(
+        refined.encode(sentences, "deu_Latn").vectors["pooled"],
+        text_adapter.encode(sentences, "deu_Latn").vectors["pooled"],
+    )
+
+
+def test_cards_naming_each_other_as_base_are_refused(tiny_sonar, tmp_path):
+    def loop(card):
+        if card["name"] == "sonar_speech_encoder_base":
+            card["base"] = "sonar_speech_encoder_deu"
+        return card
+
+    _rewrite_cards(tiny_sonar, tmp_path / "cards", loop)
+    with pytest.raises(ValueError, match="in a loop: .*sonar_speech_encoder_base"):
+        load_adapter(spec(tmp_path / "cards"), "speech", CPU)
+
+
+def test_too_short_or_stereo_audio_is_refused(speech_adapter):
+    with pytest.raises(ValueError, match=r"input\(s\) \[1\] are too short .*\[400\] samples"):
+        speech_adapter.encode([np.ones(800, np.float32), np.ones(400, np.float32)], "deu_Latn")
+    with pytest.raises(ValueError, match=r"input 0 has shape \(800, 2\)"):
+        speech_adapter.encode([np.ones((800, 2), np.float32)], "deu_Latn")
+    assert speech_adapter.encode([np.ones(560, np.float32)], "deu_Latn").lengths["pooled"] == [1]
