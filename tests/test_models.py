@@ -295,15 +295,39 @@ def test_missing_language_tag_is_refused(tmp_path):
         adapter.text_lengths(SENTENCES["deu_Latn"], "deu_Latn")
 
 
-def test_checkpoint_without_tokenizer_is_refused(tmp_path, tiny_seamless):
+WEIGHTS = ("config.json", "model.safetensors")
+TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
+
+
+@pytest.mark.parametrize(
+    "files, text, speech",
+    [
+        (WEIGHTS, "has no tokenizer;", "has no feature_extractor;"),
+        # AutoProcessor then makes an empty default tokenizer (its special tokens only)
+        ((*WEIGHTS, "processor_config.json"), "has no tokenizer;", None),
+        # AutoProcessor then gives the bare tokenizer: enough for text
+        ((*WEIGHTS, *TOKENIZER), None, "has no feature_extractor;"),
+    ],
+)
+def test_checkpoint_without_its_processor_files(tmp_path, tiny_seamless, files, text, speech):
+    import json
     import shutil
 
-    for name in ("config.json", "model.safetensors"):  # weights only
+    for name in files:
         shutil.copy(tiny_seamless / name, tmp_path / name)
-    with pytest.raises(ValueError, match=r"has no tokenizer .*AutoProcessor gave"):
-        load_adapter(spec(tmp_path), "text", CPU)
-    with pytest.raises(ValueError, match="has no feature_extractor"):
-        load_adapter(spec(tmp_path), "speech", CPU)
+    if "tokenizer_config.json" in files:  # no processor files: no processor_class either
+        path = tmp_path / "tokenizer_config.json"
+        config = json.loads(path.read_text())
+        config.pop("processor_class", None)
+        path.write_text(json.dumps(config))
+    for modality, match in (("text", text), ("speech", speech)):
+        if match is None:
+            adapter = load_adapter(spec(tmp_path), modality, CPU)
+            inputs = SENTENCES["eng_Latn"] if modality == "text" else [np.ones(16000, np.float32)]
+            assert adapter.encode(inputs, "eng_Latn").lengths["layer01"].min() > 0
+        else:
+            with pytest.raises(ValueError, match=match):
+                load_adapter(spec(tmp_path), modality, CPU)
 
 
 def test_feature_extractor_of_another_width_is_refused(tmp_path, tiny_seamless):
@@ -372,3 +396,27 @@ def test_pickled_objects_are_not_unpickled(tmp_path, tiny_seamless):
 def test_audio_other_than_mono_float_is_refused(speech_adapter, wave, match):
     with pytest.raises(ValueError, match=match):
         speech_adapter.encode([wave], "eng_Latn")
+
+
+def test_only_the_needed_encoder_is_built_and_read(tiny_seamless, monkeypatch):
+    """The text decoder (600 million weights in the large models) is never loaded."""
+    import transformers
+
+    built = {}
+    for name in ("SeamlessM4Tv2ForTextToText", "SeamlessM4Tv2ForSpeechToText"):
+        cls = getattr(transformers, name)
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            model, info = _original(klass, *args, **kwargs)
+            built[klass.__name__] = (kwargs["config"].decoder_layers, info["unexpected_keys"])
+            return model, info
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    for modality in ("text", "speech"):
+        model = load_adapter(spec(tiny_seamless), modality, CPU).model
+        assert not hasattr(model, "text_decoder") and not hasattr(model, "lm_head")
+        assert hasattr(model, "shared") == (modality == "text")  # the text encoder's embeddings
+    for layers, unexpected in built.values():
+        assert layers == 0 and any(k.startswith("text_decoder.layers.") for k in unexpected)
+    assert len(built) == 2

@@ -145,23 +145,40 @@ def check_modality(loaded: str, asked: str | None) -> str:
     return modality
 
 
+@dataclass
+class TokenizerOnly:
+    """What AutoProcessor gives for a folder with a tokenizer and no processor files."""
+
+    tokenizer: object
+    feature_extractor: None = None
+    chat_template: None = None
+
+
 def load_processor(spec: ModelSpec, parts: Sequence[str] = ("tokenizer", "feature_extractor")):
     """The checkpoint's transformers processor, which must hold ``parts``.
 
-    ``AutoProcessor`` quietly falls back to a bare (or default) tokenizer when a folder lacks
-    the processor's files; naming the missing part here beats an AttributeError later.
+    A folder with only tokenizer files gives a :class:`TokenizerOnly`. AutoProcessor falls
+    back to an empty default tokenizer (its special tokens alone) when a folder has no
+    tokenizer files; that counts as missing, so the error names the folder's gap instead of
+    a language tag or an attribute much later.
     """
-    from transformers import AutoProcessor
+    from transformers import AutoProcessor, PreTrainedTokenizerBase
 
     processor = AutoProcessor.from_pretrained(
         spec.checkpoint, revision=spec.revision, trust_remote_code=spec.trust_remote_code
     )
-    missing = [part for part in parts if getattr(processor, part, None) is None]
+    if isinstance(processor, PreTrainedTokenizerBase):
+        processor = TokenizerOnly(processor)
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is not None and len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        tokenizer = None
+    found = {"tokenizer": tokenizer, "feature_extractor": processor.feature_extractor}
+    missing = [part for part in parts if found.get(part) is None]
     if missing:
         raise ValueError(
-            f"models.{spec.name}: {spec.checkpoint} has no {' and no '.join(missing)} "
-            f"(AutoProcessor gave a {type(processor).__name__}); are its tokenizer and "
-            "preprocessor files there?"
+            f"models.{spec.name}: {spec.checkpoint} has no {' and no '.join(missing)}; are "
+            "its tokenizer files (tokenizer.json or a SentencePiece model) and its "
+            "preprocessor_config.json there?"
         )
     return processor
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -92,7 +93,7 @@ def _perturb_norms(model: torch.nn.Module) -> None:
                 module.bias.add_(0.1 * torch.randn_like(module.bias))
 
 
-def _seamless_config(tokenizer, version: int, architecture: dict):
+def _seamless_config(tokenizer: Any, version: int, architecture: dict) -> Any:
     """A SeamlessM4T v2 (or v1) config whose special-token ids are the tokenizer's."""
     from transformers import SeamlessM4TConfig, SeamlessM4Tv2Config
 
@@ -105,7 +106,8 @@ def _seamless_config(tokenizer, version: int, architecture: dict):
     )
 
 
-def _save_processor(out_dir: Path, tokenizer) -> None:
+def _save_processor(out_dir: Path, tokenizer: Any) -> None:
+    """Save a SeamlessM4T processor: the tokenizer and a default feature extractor."""
     from transformers import SeamlessM4TFeatureExtractor, SeamlessM4TProcessor
 
     processor = SeamlessM4TProcessor(

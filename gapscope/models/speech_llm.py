@@ -385,6 +385,7 @@ class SpeechLLMAdapter:
     # -- audio front ends ---------------------------------------------------------------
 
     def _check_mel_bins(self) -> None:
+        """The extractor's mel bins must be what the audio encoder's first conv reads."""
         bins, expected = int(self.features.feature_size), int(self.tower.config.num_mel_bins)
         if bins != expected:
             raise ValueError(
