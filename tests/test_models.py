@@ -173,6 +173,26 @@ def test_random_init_is_seeded_and_differs_from_pretrained(tiny_seamless, text_a
     assert not np.allclose(va, vp)
 
 
+@pytest.mark.parametrize("modality", ["text", "speech"])
+def test_random_control_has_the_weights_of_the_whole_model(tiny_seamless, modality):
+    """Building less of the model must not change a control's seeded weights, or stores
+    made before and after such a change would silently compare different models."""
+    from transformers import AutoConfig
+
+    from gapscope.models.seamless import _model_class
+
+    torch.manual_seed(3)
+    whole = _model_class("seamless_m4t_v2", modality)._from_config(
+        AutoConfig.from_pretrained(tiny_seamless)
+    )
+    adapter = load_adapter(spec(tiny_seamless, init="random", seed=3), modality, CPU)
+    expected = getattr(whole, f"{modality}_encoder").state_dict()
+    got = getattr(adapter.model, f"{modality}_encoder").state_dict()
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+
+
 def test_deterministic(text_adapter):
     first = text_adapter.encode(SENTENCES["deu_Latn"], "deu_Latn", "text").vectors["layer02"]
     again = text_adapter.encode(SENTENCES["deu_Latn"], "deu_Latn", "text").vectors["layer02"]
