@@ -106,14 +106,19 @@ def _seamless_config(tokenizer: Any, version: int, architecture: dict) -> Any:
     )
 
 
-def _save_processor(out_dir: Path, tokenizer: Any) -> None:
-    """Save a SeamlessM4T processor: the tokenizer and a default feature extractor."""
+def _save(out_dir: Path, model: torch.nn.Module, tokenizer: Any) -> Path:
+    """Save a SeamlessM4T model and its processor (the tokenizer, a default feature
+    extractor) with ``save_pretrained``."""
     from transformers import SeamlessM4TFeatureExtractor, SeamlessM4TProcessor
 
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
     processor = SeamlessM4TProcessor(
         feature_extractor=SeamlessM4TFeatureExtractor(), tokenizer=tokenizer
     )
     processor.save_pretrained(out_dir)
+    return out_dir
 
 
 def build_seamless_tiny(
@@ -132,11 +137,7 @@ def build_seamless_tiny(
     torch.manual_seed(seed)
     model = (SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel)(config).eval()
     _perturb_norms(model)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    _save_processor(out_dir, tokenizer)
-    return out_dir
+    return _save(out_dir, model, tokenizer)
 
 
 def build_seamless_full_size(
@@ -165,11 +166,7 @@ def build_seamless_full_size(
     model_cls = SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel
     with torch.device(device):
         model = model_cls._from_config(config, dtype=torch.bfloat16).eval()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    _save_processor(out_dir, tokenizer)
-    return out_dir
+    return _save(out_dir, model, tokenizer)
 
 
 def build_demo_model(name: str, out_dir: str | Path, seed: int = 0) -> Path:
