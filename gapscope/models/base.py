@@ -172,7 +172,10 @@ def load_processor(spec: ModelSpec, parts: Sequence[str] = ("tokenizer", "featur
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is not None and len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         tokenizer = None
-    found = {"tokenizer": tokenizer, "feature_extractor": processor.feature_extractor}
+    found = {
+        "tokenizer": tokenizer,
+        "feature_extractor": getattr(processor, "feature_extractor", None),
+    }
     missing = [part for part in parts if found.get(part) is None]
     if missing:
         raise ValueError(

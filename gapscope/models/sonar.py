@@ -84,6 +84,7 @@ TEXT_FAMILY = "transformer_encoder"
 SPEECH_FAMILY = "sonar_speech"
 # the speech frontend stacks 2 fbank frames (25 ms windows, 10 ms shift): fewer leave nothing
 MIN_FBANK_FRAMES = 2
+MIN_SAMPLES = 400 + 160 * (MIN_FBANK_FRAMES - 1)  # a 400-sample window every 160 samples
 
 
 def require_fairseq2() -> None:
@@ -422,7 +423,7 @@ class SonarAdapter:
             raise ValueError(
                 f"{self.spec.name}: input(s) {short} are too short for SONAR's speech encoder "
                 f"({[len(waves[i]) for i in short]} samples; it needs {MIN_FBANK_FRAMES} fbank "
-                "frames, at least 560 samples = 35 ms at 16 kHz)"
+                f"frames, at least {MIN_SAMPLES} samples = {MIN_SAMPLES / 16:g} ms at 16 kHz)"
             )
         dtype = next(self.model.parameters()).dtype
         seqs = seqs.to(self.device, dtype)

@@ -230,7 +230,7 @@ class SpeechLLMAdapter:
             self.capture.output_of(self.tower.layers[-1], "encoder_out")
             self.capture.output_of(inner.multi_modal_projector, "projector_out")
             self._check_mel_bins()
-            self._window()
+            self.window = self._window()  # (mel frames, samples), checked once
         else:
             # the text view never touches the audio encoder and connector
             del inner.audio_tower, inner.multi_modal_projector
@@ -416,7 +416,7 @@ class SpeechLLMAdapter:
         )
 
     def _audio_inputs(self, waves: list[np.ndarray]) -> _Audio:
-        frames, samples = self._window()
+        frames, samples = self.window
         seconds = samples / self.sampling_rate
         if self.arch == "qwen2_audio":
             too_long = [len(w) / self.sampling_rate for w in waves if len(w) > samples]
