@@ -96,11 +96,11 @@ def load(checkpoint: Path, modality: str, device: str, dtype: str) -> tuple[obje
     return adapter, time.perf_counter() - start
 
 
-def first_sentence(checkpoint: Path, modality: str, device: str, dtype: str) -> None:
+def first_sentence(checkpoint: Path, modality: str, device: str, dtype: str, threads: int) -> None:
     """What a job does before its corpus: load the model and encode one sentence."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     adapter, _ = load(checkpoint, modality, device, dtype)
     one = ["A first sentence."] if modality == "text" else [np.full(80_000, 0.01, np.float32)]
     adapter.encode(one, "eng_Latn", modality)
@@ -113,7 +113,7 @@ def job_start_seconds(checkpoint: Path, modality: str, args: argparse.Namespace)
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r}); import extract_full_size as b;"
         f"from pathlib import Path; b.first_sentence(Path({str(checkpoint)!r}), "
-        f"{modality!r}, {args.device!r}, {args.dtype!r})"
+        f"{modality!r}, {args.device!r}, {args.dtype!r}, {args.threads})"
     )
     times = []
     for _ in range(args.repeats):
