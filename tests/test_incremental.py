@@ -148,6 +148,15 @@ def assert_untouched(before: dict, after: dict) -> None:
     assert not changed, f"{len(changed)} existing files rewritten, e.g. {changed[:5]}"
 
 
+def assert_ran_only(step: dict, expected: set) -> None:
+    """The step planned and ran exactly ``expected`` (plus the aggregate table), rewriting
+    no existing file."""
+    assert work(step["planned"]) == expected
+    assert step["executed"] == step["planned"]
+    assert ("similarity_table", frozenset()) in step["planned"]
+    assert_untouched(step["before"], step["after"])
+
+
 def describe(jobs) -> list[str]:
     return sorted(f"{rule} {','.join(v for _, v in sorted(wc))}" for rule, wc in jobs)
 
@@ -202,10 +211,7 @@ def test_adding_a_language_runs_only_its_jobs(study):
         *view_jobs([V2], [ADDED]),
         *pair_jobs(plan([V2], [*BASE, ADDED]) - plan([V2], BASE)),
     }
-    assert work(step["planned"]) == expected
-    assert step["executed"] == step["planned"]
-    assert ("similarity_table", frozenset()) in step["planned"]
-    assert_untouched(step["before"], step["after"])
+    assert_ran_only(step, expected)
 
 
 def test_adding_a_model_runs_only_its_jobs(study):
@@ -216,10 +222,7 @@ def test_adding_a_model_runs_only_its_jobs(study):
         *view_jobs([V1], langs),
         *pair_jobs(plan([V2, V1], langs) - plan([V2], langs)),
     }
-    assert work(step["planned"]) == expected
-    assert step["executed"] == step["planned"]
-    assert ("similarity_table", frozenset()) in step["planned"]
-    assert_untouched(step["before"], step["after"])
+    assert_ran_only(step, expected)
 
 
 def test_changing_a_similarity_option_reruns_similarity_and_summary_only(study):
