@@ -1,7 +1,9 @@
 """Representation similarity between views: SVCCA, PWCCA and linear CKA, with calibration.
 
 A *view* is an array of shape ``(n_sentences, dim)``; two views compared with each other hold
-the same sentences in the same rows.
+the same sentences in the same rows. Everything here is a function of arrays: no files, no
+models, no configuration (the similarity stage, :mod:`gapscope.stages.similarity`, reads the
+stores and pairs the taps).
 
 SVCCA (Raghu, Gilmer, Yosinski & Sohl-Dickstein, "SVCCA: Singular Vector Canonical Correlation
 Analysis for Deep Learning Dynamics and Interpretability", NeurIPS 2017) as computed here:
@@ -39,39 +41,52 @@ Linear CKA (Kornblith et al., ICML 2019) is ``‖Y_cᵀX_c‖²_F / (‖X_cᵀX_
 ``debiased=True`` replaces each HSIC by the unbiased estimator of Song et al. (JMLR 2012), as in
 Kornblith et al. 2019, Appendix; it needs ``n >= 4`` and may be slightly negative.
 
-:func:`pairwise` decomposes each view once and reuses the basis for every pair, and adds the
-calibrations (permutation null, split-half held-out score, bootstrap CI) described there.
+How many pairs are computed cheaply: :func:`prepare_view` does everything that depends on one
+view (centring, the reduction, the held-out folds, the Gram matrix) once, and
+:func:`compare_views` scores a pair of prepared views at every requested metric, sharing one
+set of null draws between SVCCA and PWCCA and batching the draws of many tap pairs.
+:func:`pairwise` is both, for in-memory views. Arrays are numpy (CPU, float64) or torch
+tensors (a GPU); the same code serves both.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import scipy.linalg
-import torch
-from scipy.linalg import blas, lapack
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
+    "CCA_METRICS",
     "COLUMNS",
+    "GRAM_METRICS",
     "METRICS",
+    "PairScores",
+    "PreparedView",
     "SvccaResult",
+    "compare_views",
     "expected_null_mean_cca",
     "linear_cka",
+    "pair_permutations",
     "pairwise",
+    "prepare_view",
     "pwcca",
+    "resolve_device",
     "svcca",
     "svcca_details",
+    "to_numpy",
 ]
 
 METRICS = ("svcca", "pwcca", "cka", "cka_debiased")
+CCA_METRICS = ("svcca", "pwcca")
+GRAM_METRICS = ("cka", "cka_debiased")
 COLUMNS = (
     "view_a",
     "view_b",
@@ -87,7 +102,7 @@ COLUMNS = (
     "k_b",
 )
 
-_F64 = torch.float64
+Array = Any  # numpy.ndarray or torch.Tensor
 _EPS64 = float(np.finfo(np.float64).eps)
 # The Gram-matrix eigh path is used only when every kept eigenvalue is at least this fraction
 # of the largest; otherwise the view is decomposed again with a thin SVD (better conditioned).
@@ -110,12 +125,12 @@ class SvccaResult:
 
 
 @dataclass(frozen=True)
-class _Reduction:
-    """SVD reduction of one centred view (float64)."""
+class Reduction:
+    """The kept SVD directions of one centred view (float64)."""
 
-    u: torch.Tensor  # (n, k) orthonormal kept left singular vectors
-    s: torch.Tensor  # (k,) kept singular values, descending
-    w: torch.Tensor  # (k,) ridge factors sqrt(d / (d + epsilon)); ones when epsilon == 0
+    u: Array  # (n, k) orthonormal kept left singular vectors
+    s: Array  # (k,) kept singular values, descending
+    w: Array  # (k,) ridge factors sqrt(d / (d + epsilon)); ones when epsilon == 0
     rank: int
 
     @property
@@ -123,45 +138,190 @@ class _Reduction:
         return int(self.s.shape[0])
 
     @property
-    def basis(self) -> torch.Tensor:
+    def basis(self) -> Array:
         """Kept basis with the ridge factors applied: canonical correlations = svdvals(BaᵀBb)."""
         return self.u * self.w
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A view's reduction on the fit half, and the test half projected into that basis."""
+
+    red: Reduction
+    proj: Array  # (n_test, k): the test variate for coefficients c is proj @ c
+
+
+@dataclass(frozen=True)
+class PreparedView:
+    """Everything a pair needs from one view (one tap), computed once per view.
+
+    ``cca``: the SVCCA reduction (CCA metrics); ``folds``: the two held-out folds
+    (CCA metrics with ``heldout``); ``gram``: the doubly centred Gram matrix (CKA metrics).
+    Each is None when no requested metric needs it.
+    """
+
+    n: int
+    dim: int
+    cca: Reduction | None = None
+    folds: tuple[Fold, Fold] | None = None
+    gram: Array | None = None
+
+    def map(self, convert: Callable[[Array], Array]) -> PreparedView:
+        """The same view with every array passed through ``convert`` (e.g. to a device)."""
+
+        def red(r: Reduction | None) -> Reduction | None:
+            return (
+                None if r is None else Reduction(convert(r.u), convert(r.s), convert(r.w), r.rank)
+            )
+
+        folds = None
+        if self.folds is not None:
+            folds = tuple(Fold(red(f.red), convert(f.proj)) for f in self.folds)
+        gram = None if self.gram is None else convert(self.gram)
+        return PreparedView(self.n, self.dim, red(self.cca), folds, gram)
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """One metric of one pair of prepared views (NaN where a calibration was not asked for)."""
+
+    score: float
+    null_mean: float
+    null_std: float
+    heldout: float
+    n: int
+    k_a: int
+    k_b: int
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _is_numpy(x: Array) -> bool:
+    return isinstance(x, np.ndarray)
+
+
+def _xp(x: Array) -> Any:
+    """The array module of ``x``: numpy, or torch for tensors (same names for what we use)."""
+    if _is_numpy(x):
+        return np
+    import torch
+
+    return torch
+
+
+def _clip1(x: Array) -> Array:
+    """Clip canonical correlations at 1 (rounding can put a perfect one a hair above)."""
+    return _xp(x).clip(x, None, 1.0)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """A numpy array of ``x`` (a copy from the device for a tensor)."""
+    return x if _is_numpy(x) else x.detach().cpu().numpy()
+
+
+def _like(values: Any, ref: Array) -> Array:
+    """``values`` as an array of ``ref``'s kind, device and dtype."""
+    if _is_numpy(ref):
+        return np.asarray(values, dtype=ref.dtype)
+    import torch
+
+    return torch.as_tensor(np.asarray(values), dtype=ref.dtype, device=ref.device)
+
+
+def _index(ref: Array, idx: np.ndarray) -> Array:
+    """Integer index array usable on ``ref`` (a tensor on ``ref``'s device for torch)."""
+    if _is_numpy(ref):
+        return idx
+    import torch
+
+    return torch.as_tensor(idx, device=ref.device)
+
+
+def resolve_device(device: Any = None) -> Any:
+    """``None``/``"auto"``: CUDA when a CUDA GPU is visible, else ``"cpu"``; else as given.
+
+    ``"cpu"`` means numpy. torch is imported only when a GPU may be there (an NVIDIA driver
+    reports one and ``CUDA_VISIBLE_DEVICES`` does not hide it), so CPU jobs stay cheap to start.
+    """
+    if device is None or device == "auto":
+        import os
+        from pathlib import Path
+
+        gpus = Path("/proc/driver/nvidia/gpus")
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
+        if hidden or not (gpus.is_dir() and any(gpus.iterdir())):
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device) == "cpu":
+        return "cpu"
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here")
+    return dev
+
+
+def _on_device(x: np.ndarray, device: Any, dtype: Any = None) -> Array:
+    """A float64 numpy array on the computing device (numpy for ``"cpu"``)."""
+    if device == "cpu":
+        return x if dtype is None else x.astype(dtype)
+    import torch
+
+    return torch.as_tensor(x, device=device, dtype=dtype or torch.float64)
+
+
+def _resolve_dtype(dtype: Any, device: Any) -> Any:
+    """Dtype of pair products: float64 on the CPU, float32 on a GPU, unless given."""
+    name = None if dtype is None else str(getattr(dtype, "__name__", dtype))
+    name = None if name is None else name.removeprefix("torch.")
+    if name not in (None, "float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if device == "cpu":
+        return np.float32 if name == "float32" else np.float64
+    import torch
+
+    return torch.float64 if name == "float64" else torch.float32
+
+
+def _cast(x: Array, dtype: Any) -> Array:
+    return x.astype(dtype, copy=False) if _is_numpy(x) else x.to(dtype)
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def _as_tensor(x: Any, name: Hashable, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Validate one view and return it as a float64 tensor on ``device``."""
-    if isinstance(x, torch.Tensor):
-        t = x.detach().to(device=device, dtype=_F64)
-    else:
-        arr = np.asarray(x)
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise ValueError(f"view {name!r} must be a numeric array, got dtype {arr.dtype}")
-        if np.iscomplexobj(arr):
-            raise ValueError(f"view {name!r} must be real, got dtype {arr.dtype}")
-        t = torch.as_tensor(np.asarray(arr, dtype=np.float64), device=device)
-    if t.ndim != 2:
+def _as_array(x: Any, name: Hashable) -> np.ndarray:
+    """Validate one view and return it as a float64 numpy array."""
+    if not isinstance(x, np.ndarray) and type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"view {name!r} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"view {name!r} must be real, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2:
         raise ValueError(
-            f"view {name!r} must be 2-D (n_sentences, dim), got shape {tuple(t.shape)}"
+            f"view {name!r} must be 2-D (n_sentences, dim), got shape {tuple(arr.shape)}"
         )
-    n, d = t.shape
+    n, d = arr.shape
     if d < 1:
-        raise ValueError(f"view {name!r} has no columns (shape {tuple(t.shape)})")
-    if bool(torch.isfinite(t.sum())):  # fast path: a NaN or inf makes the sum non-finite
-        n_bad = 0
-    else:  # (an overflowing sum of finite values lands here too and passes the row check)
-        bad = ~torch.isfinite(t).all(dim=1)
+        raise ValueError(f"view {name!r} has no columns (shape {tuple(arr.shape)})")
+    if not np.isfinite(arr.sum()):  # a NaN or inf makes the sum non-finite
+        bad = ~np.isfinite(arr).all(axis=1)
         n_bad = int(bad.sum())
-    if n_bad:
-        first = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"view {name!r} has NaN or inf values in {n_bad} of {n} rows (first: row {first})"
-        )
+        if n_bad:  # (an overflowing sum of finite values lands here too and passes)
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"view {name!r} has NaN or inf values in {n_bad} of {n} rows (first: row {first})"
+            )
     if n < 3:
         raise ValueError(f"view {name!r} has {n} sentences; at least 3 are needed")
-    return t
+    return arr
 
 
 def _check_rows(a: Hashable, b: Hashable, na: int, nb: int) -> None:
@@ -184,11 +344,19 @@ def _check_cca_options(variance: float, k: int | None, epsilon: float) -> None:
         raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}")
 
 
-def _centre(x: torch.Tensor, name: Hashable, where: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    chosen = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    bad = [m for m in chosen if m not in METRICS]
+    if bad or not chosen:
+        raise ValueError(f"metric must be one of {METRICS}, got {bad[0] if bad else metrics!r}")
+    return chosen
+
+
+def _centre(x: Array, name: Hashable, where: str = "") -> tuple[Array, Array]:
     """Centre columns; exactly constant columns become exact zeros (no rounding residue)."""
-    mean = x.mean(dim=0)
+    mean = x.mean(0)
     xc = x - mean
-    const = x.amax(dim=0) == x.amin(dim=0)
+    const = _constant_columns(x)
     if bool(const.all()):
         n, d = x.shape
         raise ValueError(
@@ -200,7 +368,13 @@ def _centre(x: torch.Tensor, name: Hashable, where: str = "") -> tuple[torch.Ten
     return xc, mean
 
 
-# --------------------------------------------------------------------------- SVD reduction
+def _constant_columns(x: Array) -> Array:
+    if _is_numpy(x):
+        return x.max(axis=0) == x.min(axis=0)
+    return x.amax(0) == x.amin(0)
+
+
+# --------------------------------------------------------------------------- reduction
 
 
 def _choose_k(lam: np.ndarray, variance: float, k: int | None, n: int, rank: int) -> int:
@@ -216,38 +390,58 @@ def _choose_k(lam: np.ndarray, variance: float, k: int | None, n: int, rank: int
 
 
 def _finish(
-    u: torch.Tensor, s: torch.Tensor, lam: np.ndarray, lam0: float, epsilon: float, rank: int
-) -> _Reduction:
+    u: Array, s: Array, lam: np.ndarray, lam0: float, epsilon: float, rank: int
+) -> Reduction:
     """Apply google's remove_small + ridge to a kept prefix of directions."""
     rel = lam / lam0
     keep = max(1, int((rel >= epsilon).sum()))  # rel is descending, so a prefix is kept
     rel = rel[:keep]
     w = np.sqrt(rel / (rel + epsilon)) if epsilon > 0 else np.ones(keep)
-    return _Reduction(u[:, :keep], s[:keep], torch.as_tensor(w, dtype=_F64, device=u.device), rank)
+    return Reduction(u[:, :keep], s[:keep], _like(w, u), rank)
+
+
+def _gram(xc: Array) -> Array:
+    """The full symmetric Gram matrix ``xc xcᵀ``.
+
+    On the CPU a ``dsyrk`` from scipy's OpenBLAS: mixing in numpy's BLAS (a separate library
+    with its own thread pool) made the tridiagonalisation that follows 2.5x slower on a
+    2-core machine, as the two pools' spinning threads competed.
+    """
+    if not _is_numpy(xc):
+        return xc @ xc.mT
+    from scipy.linalg import blas
+
+    g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
+    low = np.tril_indices(g.shape[0], -1)
+    g[low[1], low[0]] = g[low]
+    return g
 
 
 def _top_eigh_lapack(
-    xc: np.ndarray, pick: Callable[[np.ndarray], int]
-) -> tuple[np.ndarray, torch.Tensor]:
-    """CPU: eigenpairs of the Gram matrix ``xc xcᵀ`` from one tridiagonalisation, all
-    eigenvalues, eigenvectors only for the kept top ones (``pick`` maps eigenvalues to k).
+    g: np.ndarray, pick: Callable[[np.ndarray], int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """CPU: eigenpairs of a Gram matrix, eigenvectors back-transformed only for the kept top
+    ones (``pick`` maps the descending eigenvalues to k). ``g`` is read, not modified.
 
-    Every BLAS/LAPACK call goes through scipy's OpenBLAS: mixing in numpy's (a separate
-    library with its own thread pool) for the Gram matrix made the tridiagonalisation 2.5x
-    slower on a 2-core machine, as the two pools' spinning threads competed.
+    One tridiagonalisation (``dsytrd``), every eigenpair of the tridiagonal matrix by divide
+    and conquer (``dstevd``, BLAS-3 work: at n = 350 it takes a third of the time that MRRR
+    ``stemr`` needs for the top 40%), then the kept vectors back through the reflectors
+    (``dormqr``).
     """
-    g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
+    from scipy.linalg import lapack
+
     n = g.shape[0]
     c, d, e, tau, info = lapack.dsytrd(
-        g, lower=1, lwork=int(lapack.dsytrd_lwork(n, lower=1)[0]), overwrite_a=1
+        np.asfortranarray(g), lower=1, lwork=int(lapack.dsytrd_lwork(n, lower=1)[0])
     )
     if info != 0:
         raise np.linalg.LinAlgError(f"dsytrd failed (info={info})")
-    lam = np.clip(scipy.linalg.eigvalsh_tridiagonal(d, e)[::-1], 0.0, None)
+    lam, vt, info = lapack.dstevd(d, e, compute_v=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dstevd failed (info={info})")
+    lam = np.clip(lam[::-1], 0.0, None)
     kk = pick(lam)
-    _, vt = scipy.linalg.eigh_tridiagonal(
-        d, e, select="i", select_range=(n - kk, n - 1), lapack_driver="stemr"
-    )
+    vt = vt[:, n - kk :]
     # the blocked code needs kk * nb + 65 * nb of workspace; less silently falls back to the
     # unblocked one (about 6x slower here), so ask LAPACK for the optimum
     refl, vecs = np.asfortranarray(c[1:, : n - 1]), np.asfortranarray(vt[1:, :])
@@ -258,17 +452,25 @@ def _top_eigh_lapack(
     vec = np.empty((n, kk))
     vec[0] = vt[0]
     vec[1:] = q
-    return lam, torch.from_numpy(np.ascontiguousarray(vec[:, ::-1]))
+    return lam, np.ascontiguousarray(vec[:, ::-1])
 
 
-def _reduce(xc: torch.Tensor, *, variance: float, k: int | None, epsilon: float) -> _Reduction:
+def _reduce(
+    xc: Array,
+    *,
+    variance: float,
+    k: int | None,
+    epsilon: float,
+    gram: Array | None = None,
+) -> Reduction:
     """Kept orthonormal basis of a centred view.
 
-    When dim > n the basis comes from the n x n Gram matrix (on CPU: one LAPACK
-    tridiagonalisation, all eigenvalues, eigenvectors for the kept ones only; on GPU: torch
-    eigh), provided every kept eigenvalue is >= 1e-6 of the largest; otherwise, and when
-    dim <= n, from a thin SVD of the view.
+    When dim > n the basis comes from the n x n Gram matrix (``gram`` when given; on CPU:
+    one LAPACK tridiagonalisation, all eigenvalues, eigenvectors for the kept ones only; on
+    a GPU: torch eigh), provided every kept eigenvalue is >= 1e-6 of the largest; otherwise,
+    and when dim <= n, from a thin SVD of the view.
     """
+    xp = _xp(xc)
     n, d = xc.shape
     tol = max(n, d) * _EPS64
     if d > n:
@@ -278,51 +480,416 @@ def _reduce(xc: torch.Tensor, *, variance: float, k: int | None, epsilon: float)
             ranks.append(int((lam > lam[0] * tol).sum()))
             return _choose_k(lam, variance, k, n, ranks[-1])
 
+        g = _gram(xc) if gram is None else gram
         try:
-            if xc.device.type == "cpu":
-                lam, u = _top_eigh_lapack(xc.numpy(), pick)
+            if _is_numpy(g):
+                lam, u = _top_eigh_lapack(g, pick)
             else:
-                g = xc @ xc.T
-                lam_t, vec = torch.linalg.eigh(g)
-                lam = lam_t.flip(0).clamp_min(0.0).cpu().numpy()
-                u = vec[:, n - pick(lam) :].flip(1)
-        except (np.linalg.LinAlgError, torch.linalg.LinAlgError):
+                lam_t, vec = xp.linalg.eigh(g)
+                lam = to_numpy(xp.flip(lam_t, (0,)).clamp_min(0.0))
+                u = xp.flip(vec[:, n - pick(lam) :], (1,))
+        except np.linalg.LinAlgError:
             lam = None  # fall back to the SVD below
+        except Exception as err:  # torch's LinAlgError, without importing torch here
+            if type(err).__name__ != "_LinAlgError":
+                raise
+            lam = None
         if lam is not None:
             kk = u.shape[1]
             if lam[kk - 1] >= _GRAM_MIN_RATIO * lam[0]:
-                s = torch.as_tensor(np.sqrt(lam[:kk]), dtype=_F64, device=xc.device)
+                s = _like(np.sqrt(lam[:kk]), u)
                 return _finish(u, s, lam[:kk], float(lam[0]), epsilon, ranks[-1])
-    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
-    s_np = s.cpu().numpy()
+    u, s, _ = xp.linalg.svd(xc, full_matrices=False)
+    s_np = to_numpy(s)
     rank = int((s_np > s_np[0] * tol).sum())
     lam = s_np**2
     kk = _choose_k(lam, variance, k, n, rank)
     return _finish(u[:, :kk], s[:kk], lam[:kk], float(lam[0]), epsilon, rank)
 
 
-def _pw_weights(
-    u: torch.Tensor, vh: torch.Tensor, s_a: torch.Tensor, s_b: torch.Tensor
-) -> torch.Tensor:
+def _double_centre(g: Array) -> Array:
+    """``C g C`` with ``C`` the centring matrix: the Gram of the same rows centred."""
+    return g - g.mean(0) - g.mean(1)[:, None] + g.mean()
+
+
+def _fold(
+    xc: Array,
+    fit: np.ndarray,
+    test: np.ndarray,
+    name: Hashable,
+    gram: Array | None,
+    variance: float,
+    k: int | None,
+    epsilon: float,
+) -> Fold:
+    """Reduce the fit half (centred with its own mean) and project the test half into it.
+
+    The fit variate for coefficients ``c`` is ``B c = U W c = Xf V S⁻¹ W c`` with
+    ``V S⁻¹ = Xfᵀ U S⁻²``, so the test variate is ``(Xt - mean_f) Xfᵀ U W S⁻² c``. When the
+    view's Gram matrix is at hand, ``Xf Xfᵀ`` and ``(Xt - mean_f) Xfᵀ`` are blocks of it,
+    re-centred with the fit half's mean, and no dim-sized product is needed.
+    """
+    xf = xc[_index(xc, fit)]
+    if bool(_constant_columns(xf).all()):
+        _centre(xf, name, " (held-out fit half)")  # raises the zero-variance error
+    n_fit, d = xf.shape
+    if gram is not None and d > n_fit:
+        fi, ti = _index(gram, fit), _index(gram, test)
+        g_ff = gram[fi][:, fi]
+        g_tf = gram[ti][:, fi]
+        red = _reduce(xf, variance=variance, k=k, epsilon=epsilon, gram=_double_centre(g_ff))
+        cross = g_tf - g_tf.mean(1)[:, None] - g_ff.mean(0) + g_ff.mean()
+        return Fold(red, cross @ (red.u * (red.w / red.s**2)))
+    xf_c, mean = _centre(xf, name, " (held-out fit half)")
+    red = _reduce(xf_c, variance=variance, k=k, epsilon=epsilon)
+    coef = xf_c.mT @ (red.u * (red.w / red.s**2))
+    return Fold(red, (xc[_index(xc, test)] - mean) @ coef)
+
+
+def _split(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out halves: a seeded random split of ``n`` sentences, each half sorted."""
+    perm = np.random.default_rng([seed, _HELDOUT_STREAM, n]).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
+
+
+def _resamples(seed: int, n: int, count: int) -> np.ndarray:
+    return np.random.default_rng([seed, _BOOTSTRAP_STREAM, n]).integers(0, n, size=(count, n))
+
+
+def prepare_view(
+    x: Any,
+    *,
+    name: Hashable = "x",
+    metrics: str | Sequence[str] = METRICS,
+    variance: float = 0.99,
+    k: int | None = None,
+    epsilon: float = 1e-10,
+    heldout: bool = False,
+    seed: int = 0,
+    device: Any = "cpu",
+) -> PreparedView:
+    """Everything one view contributes to any pair, for the requested metrics.
+
+    Validates and centres ``x`` (``name`` appears in errors), then keeps what the metrics
+    need: the SVCCA reduction (CCA metrics), the two held-out folds (CCA metrics with
+    ``heldout``; halves from ``seed`` and n, as :func:`pairwise` splits them) and the doubly
+    centred Gram matrix (CKA). One Gram matrix serves the CKA metrics, the reduction when
+    dim > n and the folds. ``device``: ``"cpu"`` (numpy) or a torch device.
+    """
+    chosen = _check_metrics(metrics)
+    _check_cca_options(variance, k, epsilon)
+    arr = _as_array(x, name)
+    n, d = arr.shape
+    cca = any(m in CCA_METRICS for m in chosen)
+    if cca and heldout and n < 6:
+        raise ValueError(
+            f"the held-out score needs at least 6 sentences (3 per half), view {name!r} has {n}"
+        )
+    if "cka_debiased" in chosen and n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 sentences, view {name!r} has {n}")
+    xc, _ = _centre(_on_device(arr, device), name)
+    need_gram = any(m in GRAM_METRICS for m in chosen) or (cca and (d > n or heldout))
+    gram = _gram(xc) if need_gram else None
+    opts = {"variance": variance, "k": k, "epsilon": epsilon}
+    red = _reduce(xc, gram=gram if d > n else None, **opts) if cca else None
+    folds = None
+    if cca and heldout:
+        halves = _split(seed, n)
+        folds = tuple(
+            _fold(xc, fit, test, name, gram, **opts) for fit, test in (halves, halves[::-1])
+        )
+    keep_gram = any(m in GRAM_METRICS for m in chosen)
+    return PreparedView(n, d, red, folds, _double_centre(gram) if keep_gram else None)
+
+
+# --------------------------------------------------------------------------- pair kernels
+
+
+def _batch_len(*dims: int) -> int:
+    return max(1, min(_MAX_BATCH, _BATCH_BYTES // (8 * max(1, math.prod(dims)))))
+
+
+def _pw_weights(u: Array, vh: Array, s_a: Array, s_b: Array) -> Array:
     """PWCCA weights (unnormalised) from the SVD of BaᵀBb; works on batches."""
     if u.shape[-2] <= vh.shape[-1]:  # x side narrower (or tie): google's first branch
-        c, s = s_a.unsqueeze(-1) * u, s_a
-    else:  # y side narrower: the corrected else branch
-        c, s = s_b.unsqueeze(-1) * vh.mT, s_b
-    q, _ = torch.linalg.qr(c)
-    # reduced data Z = U S, variates P = U Q: |PᵀZ|_{ij} = |Q_{ji}| s_j
-    return (q.abs() * s.unsqueeze(-1)).sum(dim=-2)
+        return _pw_side_weights(u, s_a)
+    return _pw_side_weights(vh.mT, s_b)  # y side narrower: the corrected else branch
 
 
-def _pair_score(
-    m: torch.Tensor, metric: str, s_a: torch.Tensor | None = None, s_b: torch.Tensor | None = None
-) -> torch.Tensor:
-    """SVCCA or PWCCA from (a batch of) ``BaᵀBb``."""
-    if metric == "svcca":
-        return torch.linalg.svdvals(m).clamp(max=1.0).mean(dim=-1)
-    u, rho, vh = torch.linalg.svd(m, full_matrices=False)
-    weights = _pw_weights(u, vh, s_a, s_b)
-    return (weights * rho.clamp(max=1.0)).sum(dim=-1) / weights.sum(dim=-1)
+def _pw_side_weights(vecs: Array, s: Array) -> Array:
+    """Weights from the narrower side's singular vectors ``vecs`` (k x k, columns by rho).
+
+    Reduced data Z = U S, google's variates P = U Q with Q from QR(S vecs):
+    ``|PᵀZ|_ij = |Q_ji| s_j``.
+    """
+    q, _ = _xp(vecs).linalg.qr(s[..., :, None] * vecs)
+    return (abs(q) * s[..., :, None]).sum(-2)
+
+
+def _cca_from_svd(
+    metrics: Sequence[str], u: Array, rho: Array, vh: Array, s_a: Array, s_b: Array
+) -> dict[str, Array]:
+    """SVCCA and/or PWCCA (batched) from the SVD of BaᵀBb."""
+    rho = _clip1(rho)
+    out = {}
+    if "svcca" in metrics:
+        out["svcca"] = rho.mean(-1)
+    if "pwcca" in metrics:
+        w = _pw_weights(u, vh, s_a, s_b)
+        out["pwcca"] = (w * rho).sum(-1) / w.sum(-1)
+    return out
+
+
+def _cca_draws(metrics: Sequence[str], m: Array, s_a: Array, s_b: Array) -> dict[str, Array]:
+    """SVCCA and/or PWCCA of a batch of null draws ``m`` = BaᵀP Bb (B, k_a, k_b).
+
+    A draw computes only what the metrics need, from the eigen-decomposition of the smaller
+    of ``m mᵀ`` and ``mᵀ m``: its eigenvalues are the squared canonical correlations, and
+    its eigenvectors (PWCCA only) are the narrower side's singular vectors. Equal to the SVD
+    route to about 1e-9 (rho = sqrt of an eigenvalue loses relative precision only for
+    correlations near 1e-8).
+    """
+    xp = _xp(m)
+    x_side = m.shape[-2] <= m.shape[-1]
+    small = m @ m.mT if x_side else m.mT @ m
+    if "pwcca" not in metrics:
+        lam = xp.linalg.eigvalsh(small)
+        return {"svcca": _clip1(xp.sqrt(xp.clip(lam, 0.0, None))).mean(-1)}
+    lam, vecs = xp.linalg.eigh(small)
+    lam, vecs = xp.flip(lam, (-1,)), xp.flip(vecs, (-1,))
+    rho = _clip1(xp.sqrt(xp.clip(lam, 0.0, None)))
+    out = {"svcca": rho.mean(-1)} if "svcca" in metrics else {}
+    w = _pw_side_weights(vecs, s_a if x_side else s_b)
+    out["pwcca"] = (w * rho).sum(-1) / w.sum(-1)
+    return out
+
+
+def _column_pearson(a: Array, b: Array) -> Array:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    return (a * b).sum(0) / ((a * a).sum(0) * (b * b).sum(0)) ** 0.5
+
+
+def _heldout(metrics: Sequence[str], fa: tuple[Fold, ...], fb: tuple[Fold, ...]) -> dict:
+    """Held-out SVCCA/PWCCA: canonical directions of the fit halves, correlations on the
+    test halves (PWCCA: weighted by the fit half's PWCCA weights), averaged over the folds."""
+    scores: dict[str, list[float]] = {m: [] for m in metrics}
+    xp = _xp(fa[0].proj)
+    for a, b in zip(fa, fb, strict=True):
+        u, _, vh = xp.linalg.svd(a.red.basis.mT @ b.red.basis, full_matrices=False)
+        r = _column_pearson(a.proj @ u, b.proj @ vh.mT)
+        if "svcca" in metrics:
+            scores["svcca"].append(float(r.mean()))
+        if "pwcca" in metrics:
+            w = _pw_weights(u, vh, a.red.s, b.red.s)
+            scores["pwcca"].append(float((w * r).sum() / w.sum()))
+    return {m: float(np.mean(v)) for m, v in scores.items()}
+
+
+def _hsic_u(tr_kl: float, sum_k: float, sum_l: float, rows_kl: float, n: int) -> float:
+    """Unbiased HSIC (Song et al. 2012) from the parts of zero-diagonal Grams K̃, L̃."""
+    return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 * rows_kl / (n - 2)) / (n * (n - 3))
+
+
+def _debiased_ratio(h_xy: float, h_xx: float, h_yy: float) -> float:
+    if h_xx <= 0.0 or h_yy <= 0.0:
+        return math.nan
+    return h_xy / math.sqrt(h_xx * h_yy)
+
+
+@dataclass(frozen=True)
+class _GramView:
+    """A doubly centred Gram matrix prepared for (debiased) linear CKA."""
+
+    k: Array  # (n, n); zero diagonal when debiased
+    norm: float  # ‖K‖_F, or sqrt(unbiased self-HSIC) (NaN when not positive)
+    rows: Array | None  # K̃1 (debiased only)
+    total: float  # 1ᵀK̃1 (debiased only)
+
+
+def _gram_view(g: Array, debiased: bool) -> _GramView:
+    """From a doubly centred Gram matrix."""
+    if not debiased:
+        return _GramView(g, float((g * g).sum()) ** 0.5, None, 0.0)
+    n = g.shape[0]
+    g = g * 1.0  # a copy, for either array kind
+    diag = _index(g, np.arange(n))
+    g[diag, diag] = 0.0
+    rows = g.sum(1)
+    total = float(rows.sum())
+    h = _hsic_u(float((g * g).sum()), total, total, float(rows @ rows), n)
+    return _GramView(g, math.sqrt(h) if h > 0 else math.nan, rows, total)
+
+
+def _gram_scores(ga: _GramView, gb: _GramView, perms: Array | None, debiased: bool) -> list:
+    """CKA of a pair of Gram views, unpermuted (``perms`` None) or for each row of ``perms``
+    (the rows and columns of b's Gram matrix permuted alike)."""
+    n = ga.k.shape[0]
+    out = []
+    for p in [None] if perms is None else perms:
+        kb = gb.k if p is None else gb.k[p][:, p]  # rows first: whole-row copies are cheap
+        tr = float((ga.k * kb).sum())
+        if not debiased:
+            out.append(tr / (ga.norm * gb.norm))
+            continue
+        rb = gb.rows if p is None else gb.rows[p]
+        h = _hsic_u(tr, ga.total, gb.total, float(ga.rows @ rb), n)
+        out.append(h / (ga.norm * gb.norm))
+    return out
+
+
+def _summarise_null(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+def _name_text(name: Any) -> str:
+    """Stable text of a view name (numpy scalars as their Python values)."""
+    if isinstance(name, str):
+        return str(name)
+    if isinstance(name, np.generic):
+        return _name_text(name.item())
+    if isinstance(name, tuple):
+        return "(" + ", ".join(_name_text(p) for p in name) + ")"
+    return repr(name)
+
+
+def _pair_rng(seed: int, stream: int, a: Hashable, b: Hashable) -> np.random.Generator:
+    ka = zlib.crc32(_name_text(a).encode("utf-8"))
+    kb = zlib.crc32(_name_text(b).encode("utf-8"))
+    return np.random.default_rng([seed, stream, ka, kb])
+
+
+def pair_permutations(seed: int, a: Hashable, b: Hashable, n: int, count: int) -> np.ndarray:
+    """The ``count`` row permutations of the null of the pair named ``(a, b)``, (count, n).
+
+    Seeded by ``seed`` and the two view names only, so a pair's null never depends on the
+    other pairs computed with it.
+    """
+    rng = _pair_rng(seed, _NULL_STREAM, a, b)
+    return np.stack([rng.permutation(n) for _ in range(count)]) if count else np.empty((0, n), int)
+
+
+def compare_views(
+    items: Sequence[tuple[PreparedView, PreparedView, np.ndarray | None]],
+    metrics: str | Sequence[str],
+    *,
+    heldout: bool = False,
+    dtype: Any = None,
+) -> list[dict[str, PairScores]]:
+    """Score pairs of prepared views: every metric, with the permutation null and held-out score.
+
+    ``items`` holds ``(view_a, view_b, perms)``; ``perms`` is a (draws, n) array of row
+    permutations of b (from :func:`pair_permutations`) or None for no null. Returns, per item,
+    metric -> :class:`PairScores`. SVCCA and PWCCA share one SVD per pair and one
+    eigen-decomposition per null draw; the draws of all items are batched by shape. ``dtype``:
+    of the pair products (default float64 on the CPU, float32 on a GPU); decompositions stay
+    as prepared.
+    """
+    chosen = _check_metrics(metrics)
+    cca = [m for m in chosen if m in CCA_METRICS]
+    out: list[dict[str, PairScores]] = [{} for _ in items]
+    if not items:
+        return out
+    device = "cpu" if _is_numpy(_any_array(items[0][0])) else _any_array(items[0][0]).device
+    dt = _resolve_dtype(dtype, device)
+    for va, vb, perms in items:
+        _check_rows("a", "b", va.n, vb.n)
+        if perms is not None and perms.shape[1:] != (va.n,):
+            raise ValueError(f"permutations of shape {perms.shape} for {va.n} sentences")
+    if cca:
+        _compare_cca(items, cca, heldout, dt, out)
+    for metric in (m for m in chosen if m in GRAM_METRICS):
+        debiased = metric == "cka_debiased"
+        for i, (va, vb, perms) in enumerate(items):
+            if va.gram is None or vb.gram is None:
+                raise ValueError(f"{metric}: the views were prepared without a Gram matrix")
+            ga, gb = _gram_view(va.gram, debiased), _gram_view(vb.gram, debiased)
+            score = _gram_scores(ga, gb, None, debiased)[0]
+            p = None if perms is None else _index(gb.k, perms)
+            null = _gram_scores(ga, gb, p, debiased) if p is not None and len(p) else []
+            mean, std = _summarise_null(null)
+            out[i][metric] = PairScores(score, mean, std, math.nan, va.n, va.dim, vb.dim)
+    return [{m: row[m] for m in chosen} for row in out]
+
+
+def _any_array(view: PreparedView) -> Array:
+    return view.cca.u if view.cca is not None else view.gram
+
+
+def _compare_cca(
+    items: Sequence[tuple[PreparedView, PreparedView, np.ndarray | None]],
+    metrics: list[str],
+    heldout: bool,
+    dt: Any,
+    out: list[dict[str, PairScores]],
+) -> None:
+    """SVCCA/PWCCA of every item: scores by SVD, nulls by batched draws, held-out folds."""
+    scores: dict[str, np.ndarray] = {m: np.full(len(items), np.nan) for m in metrics}
+    draws: dict[int, dict[str, list[np.ndarray]]] = {}
+    buckets: dict[tuple[int, int], list[tuple[int, Array, Array, Array]]] = {}
+    pending: dict[tuple[int, int], int] = {}  # draws waiting in each bucket
+
+    def flush(shape: tuple[int, int]) -> None:
+        batch = buckets.pop(shape)
+        xp = _xp(batch[0][1])
+        values = _cca_draws(metrics, *(xp.concat([b[j] for b in batch]) for j in (1, 2, 3)))
+        start = 0
+        for i, m, _, _ in batch:
+            stop = start + m.shape[0]
+            for metric, v in values.items():
+                draws[i][metric].append(to_numpy(v[start:stop]).astype(np.float64))
+            start = stop
+
+    for i, (va, vb, perms) in enumerate(items):
+        if va.cca is None or vb.cca is None:
+            raise ValueError("svcca/pwcca: the views were prepared without their reduction")
+        ba, bb = _cast(va.cca.basis, dt), _cast(vb.cca.basis, dt)
+        sa, sb = _cast(va.cca.s, dt), _cast(vb.cca.s, dt)
+        u, rho, vh = _xp(ba).linalg.svd(ba.mT @ bb, full_matrices=False)
+        for metric, v in _cca_from_svd(metrics, u, rho, vh, sa, sb).items():
+            scores[metric][i] = float(v)
+        draws[i] = {m: [] for m in metrics}
+        if perms is None or not len(perms):
+            continue
+        shape = (ba.shape[1], bb.shape[1])
+        step = _batch_len(bb.shape[0], *shape)
+        idx = _index(bb, perms)
+        for start in range(0, len(perms), step):
+            m = ba.mT @ bb[idx[start : start + step]]
+            reps = m.shape[0]
+            sa_b = _expand(sa, reps)
+            sb_b = _expand(sb, reps)
+            buckets.setdefault(shape, []).append((i, m, sa_b, sb_b))
+            pending[shape] = pending.get(shape, 0) + reps
+            if pending[shape] >= _batch_len(*shape):
+                pending[shape] = 0
+                flush(shape)
+    for shape in list(buckets):
+        flush(shape)
+    for i, (va, vb, _) in enumerate(items):
+        if heldout and (va.folds is None or vb.folds is None):
+            raise ValueError("heldout: the views were prepared without their folds")
+        held = _heldout(metrics, va.folds, vb.folds) if heldout else {}
+        for metric in metrics:
+            null = np.concatenate(draws[i][metric]) if draws[i][metric] else np.empty(0)
+            mean, std = _summarise_null(null)
+            out[i][metric] = PairScores(
+                float(scores[metric][i]),
+                mean,
+                std,
+                held.get(metric, math.nan),
+                va.n,
+                va.cca.k,
+                vb.cca.k,
+            )
+
+
+def _expand(s: Array, reps: int) -> Array:
+    """``s`` repeated as a batch of ``reps`` rows."""
+    return s[None, :].repeat(reps, 0) if _is_numpy(s) else s[None, :].expand(reps, -1)
 
 
 # --------------------------------------------------------------------------- single pair
@@ -342,13 +909,19 @@ def svcca_details(
     Σρ/sqrt(k_x k_y) (netrep), not a fixed k (google tutorial 20, platonic-rep 10), not ReSi's
     k=1 bug, not google's trimmed ``"mean"`` field.
     """
+    ra, rb, n = _single_pair(x, y, variance, k, epsilon)
+    rho = np.clip(np.linalg.svdvals(ra.basis.T @ rb.basis), None, 1.0)
+    return SvccaResult(float(rho.mean()), rho, ra.k, rb.k, n)
+
+
+def _single_pair(
+    x: Any, y: Any, variance: float, k: int | None, epsilon: float
+) -> tuple[Reduction, Reduction, int]:
     _check_cca_options(variance, k, epsilon)
-    xt, yt = _as_tensor(x, "x"), _as_tensor(y, "y")
-    _check_rows("x", "y", xt.shape[0], yt.shape[0])
-    ra = _reduce(_centre(xt, "x")[0], variance=variance, k=k, epsilon=epsilon)
-    rb = _reduce(_centre(yt, "y")[0], variance=variance, k=k, epsilon=epsilon)
-    rho = torch.linalg.svdvals(ra.basis.T @ rb.basis).clamp(max=1.0)
-    return SvccaResult(float(rho.mean()), rho.numpy(), ra.k, rb.k, int(xt.shape[0]))
+    xa, ya = _as_array(x, "x"), _as_array(y, "y")
+    _check_rows("x", "y", xa.shape[0], ya.shape[0])
+    opts = {"variance": variance, "k": k, "epsilon": epsilon}
+    return _reduce(_centre(xa, "x")[0], **opts), _reduce(_centre(ya, "y")[0], **opts), len(xa)
 
 
 def svcca(
@@ -370,23 +943,9 @@ def pwcca(
     Matches google/svcca ``pwcca.compute_pwcca`` applied to the reduced views, with its
     ``else``-branch bug fixed (the narrower side supplies the weights; ``x`` on ties).
     """
-    _check_cca_options(variance, k, epsilon)
-    xt, yt = _as_tensor(x, "x"), _as_tensor(y, "y")
-    _check_rows("x", "y", xt.shape[0], yt.shape[0])
-    ra = _reduce(_centre(xt, "x")[0], variance=variance, k=k, epsilon=epsilon)
-    rb = _reduce(_centre(yt, "y")[0], variance=variance, k=k, epsilon=epsilon)
-    return float(_pair_score(ra.basis.T @ rb.basis, "pwcca", ra.s, rb.s))
-
-
-def _hsic_u(tr_kl: float, sum_k: float, sum_l: float, rows_kl: float, n: int) -> float:
-    """Unbiased HSIC (Song et al. 2012) from the parts of zero-diagonal Grams K̃, L̃."""
-    return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 * rows_kl / (n - 2)) / (n * (n - 3))
-
-
-def _debiased_ratio(h_xy: float, h_xx: float, h_yy: float) -> float:
-    if h_xx <= 0.0 or h_yy <= 0.0:
-        return math.nan
-    return h_xy / math.sqrt(h_xx * h_yy)
+    ra, rb, _ = _single_pair(x, y, variance, k, epsilon)
+    u, rho, vh = np.linalg.svd(ra.basis.T @ rb.basis, full_matrices=False)
+    return float(_cca_from_svd(["pwcca"], u, rho, vh, ra.s, rb.s)["pwcca"])
 
 
 def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
@@ -396,34 +955,25 @@ def linear_cka(x: Any, y: Any, *, debiased: bool = False) -> float:
     uses the unbiased HSIC estimator (Song et al. 2012; Kornblith et al. 2019, Appendix) and
     needs ``n >= 4``; it is NaN when a self-HSIC estimate is not positive.
     """
-    xt, yt = _as_tensor(x, "x"), _as_tensor(y, "y")
-    n = xt.shape[0]
-    _check_rows("x", "y", n, yt.shape[0])
+    xa, ya = _as_array(x, "x"), _as_array(y, "y")
+    n = xa.shape[0]
+    _check_rows("x", "y", n, ya.shape[0])
     if debiased and n < 4:
         raise ValueError(f"debiased CKA needs at least 4 sentences, views 'x' and 'y' have {n}")
-    xc, _ = _centre(xt, "x")
-    yc, _ = _centre(yt, "y")
+    xc, _ = _centre(xa, "x")
+    yc, _ = _centre(ya, "y")
     dx, dy = xc.shape[1], yc.shape[1]
     if n * (dx + dy) < dx * dx + dy * dy + dx * dy:
-        kx, ky = xc @ xc.T, yc @ yc.T
-        if not debiased:
-            return float((kx * ky).sum() / (torch.linalg.norm(kx) * torch.linalg.norm(ky)))
-        kx.fill_diagonal_(0.0)
-        ky.fill_diagonal_(0.0)
-        rx, ry = kx.sum(dim=1), ky.sum(dim=1)
-        sx, sy = float(rx.sum()), float(ry.sum())
-        h_xy = _hsic_u(float((kx * ky).sum()), sx, sy, float(rx @ ry), n)
-        h_xx = _hsic_u(float((kx * kx).sum()), sx, sx, float(rx @ rx), n)
-        h_yy = _hsic_u(float((ky * ky).sum()), sy, sy, float(ry @ ry), n)
-        return _debiased_ratio(h_xy, h_xx, h_yy)
-    cxy = torch.linalg.norm(yc.T @ xc) ** 2
-    cxx = torch.linalg.norm(xc.T @ xc)
-    cyy = torch.linalg.norm(yc.T @ yc)
+        ga, gb = _gram_view(xc @ xc.T, debiased), _gram_view(yc @ yc.T, debiased)
+        return _gram_scores(ga, gb, None, debiased)[0]
+    cxy = np.linalg.norm(yc.T @ xc) ** 2
+    cxx = np.linalg.norm(xc.T @ xc)
+    cyy = np.linalg.norm(yc.T @ yc)
     if not debiased:
         return float(cxy / (cxx * cyy))
     # feature-space form of the same estimator: K̃ = XXᵀ - diag, K̃1 = X(Xᵀ1) - diag(K)
-    nx, ny = (xc * xc).sum(dim=1), (yc * yc).sum(dim=1)
-    rx, ry = xc @ xc.sum(dim=0) - nx, yc @ yc.sum(dim=0) - ny
+    nx, ny = (xc * xc).sum(axis=1), (yc * yc).sum(axis=1)
+    rx, ry = xc @ xc.sum(axis=0) - nx, yc @ yc.sum(axis=0) - ny
     sx, sy = float(rx.sum()), float(ry.sum())
     h_xy = _hsic_u(float(cxy - (nx * ny).sum()), sx, sy, float(rx @ ry), n)
     h_xx = _hsic_u(float(cxx**2 - (nx * nx).sum()), sx, sx, float(rx @ rx), n)
@@ -443,26 +993,25 @@ def _mc_null(m: int, p: int, q: int, trials: int, seed: int) -> float:
     low = np.tril_indices(p, -1)
     diag = np.arange(p)
 
-    def wishart(df: int, c: int) -> torch.Tensor:
+    def wishart(df: int, c: int) -> np.ndarray:
         if df < p:  # rank-deficient: from the Gaussian factor itself
-            g = torch.from_numpy(rng.standard_normal((c, df, p)))
+            g = rng.standard_normal((c, df, p))
             return g.mT @ g
         a = np.zeros((c, p, p))
         a[:, diag, diag] = np.sqrt(rng.chisquare(df - diag, size=(c, p)))
         a[:, low[0], low[1]] = rng.standard_normal((c, len(low[0])))
-        at = torch.from_numpy(a)
-        return at @ at.mT
+        return a @ a.mT
 
     total, done = 0.0, 0
     step = _batch_len(p, p, 4)
     while done < trials:
         c = min(step, trials - done)
         w1 = wishart(q, c)
-        chol = torch.linalg.cholesky(w1 + wishart(m - q, c))
-        half = torch.linalg.solve_triangular(chol, w1, upper=False)
-        sym = torch.linalg.solve_triangular(chol, half.mT, upper=False)  # L⁻¹ W1 L⁻ᵀ
-        lam = torch.linalg.eigvalsh((sym + sym.mT) / 2)
-        total += float(lam.clamp(0.0, 1.0).sqrt().sum())
+        chol = np.linalg.cholesky(w1 + wishart(m - q, c))
+        half = np.linalg.solve(chol, w1)
+        sym = np.linalg.solve(chol, half.mT)  # L⁻¹ W1 L⁻ᵀ
+        lam = np.linalg.eigvalsh((sym + sym.mT) / 2)
+        total += float(np.sqrt(np.clip(lam, 0.0, 1.0)).sum())
         done += c
     return total / (trials * p)
 
@@ -510,193 +1059,6 @@ def expected_null_mean_cca(
     raise ValueError(f"method must be 'montecarlo' or 'wachter', got {method!r}")
 
 
-# --------------------------------------------------------------------------- pairwise helpers
-
-
-def _name_text(name: Any) -> str:
-    """Stable text of a view name (numpy scalars as their Python values)."""
-    if isinstance(name, str):
-        return str(name)
-    if isinstance(name, np.generic):
-        return _name_text(name.item())
-    if isinstance(name, tuple):
-        return "(" + ", ".join(_name_text(p) for p in name) + ")"
-    return repr(name)
-
-
-def _pair_rng(seed: int, stream: int, a: Hashable, b: Hashable) -> np.random.Generator:
-    ka = zlib.crc32(_name_text(a).encode("utf-8"))
-    kb = zlib.crc32(_name_text(b).encode("utf-8"))
-    return np.random.default_rng([seed, stream, ka, kb])
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _resolve_dtype(dtype: Any, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.float32 if device.type == "cuda" else _F64
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype.removeprefix("torch."), None)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dtype
-
-
-def _batch_len(*dims: int) -> int:
-    return max(1, min(_MAX_BATCH, _BATCH_BYTES // (8 * max(1, math.prod(dims)))))
-
-
-def _batched_scores(
-    jobs: Iterable[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]],
-    metric: str,
-    out: np.ndarray,
-) -> None:
-    """Score (index, BaᵀBb, s_a, s_b) jobs, batching matrices of equal shape."""
-    buckets: dict[tuple[int, int], list] = {}
-
-    def flush(shape: tuple[int, int]) -> None:
-        items = buckets.pop(shape)
-        idx = [i for i, _, _, _ in items]
-        m = torch.stack([mm for _, mm, _, _ in items])
-        sa = torch.stack([a for _, _, a, _ in items]) if metric == "pwcca" else None
-        sb = torch.stack([b for _, _, _, b in items]) if metric == "pwcca" else None
-        out[idx] = _pair_score(m, metric, sa, sb).to(_F64).cpu().numpy()
-
-    for i, m, sa, sb in jobs:
-        shape = (m.shape[0], m.shape[1])
-        buckets.setdefault(shape, []).append((i, m, sa, sb))
-        if len(buckets[shape]) >= _batch_len(*shape):
-            flush(shape)
-    for shape in list(buckets):
-        flush(shape)
-
-
-def _cca_scores(
-    pair_list: list[tuple[Hashable, Hashable]],
-    reds: dict[Hashable, _Reduction],
-    metric: str,
-    dt: torch.dtype,
-) -> np.ndarray:
-    bases = {nm: r.basis.to(dt) for nm, r in reds.items()}
-    svals = {nm: r.s.to(dt) for nm, r in reds.items()}
-    out = np.full(len(pair_list), np.nan)
-    jobs = ((i, bases[a].T @ bases[b], svals[a], svals[b]) for i, (a, b) in enumerate(pair_list))
-    _batched_scores(jobs, metric, out)
-    return out
-
-
-def _cca_null(
-    ra: _Reduction, rb: _Reduction, perms: torch.Tensor, metric: str, dt: torch.dtype
-) -> np.ndarray:
-    """Scores with the rows of view b permuted (the kept basis of b is reused, rows permuted)."""
-    ba, bb = ra.basis.to(dt), rb.basis.to(dt)
-    sa, sb = ra.s.to(dt), rb.s.to(dt)
-    n = bb.shape[0]
-    step = _batch_len(n, bb.shape[1])
-    scores = []
-    for start in range(0, perms.shape[0], step):
-        m = ba.T @ bb[perms[start : start + step]]
-        scores.append(_pair_score(m, metric, sa, sb).to(_F64).cpu())
-    return torch.cat(scores).numpy()
-
-
-@dataclass(frozen=True)
-class _Fold:
-    """A view's reduction on the fit half and the test half projected into that basis."""
-
-    red: _Reduction
-    proj: torch.Tensor  # (n_test, k): test variate for coefficients c is proj @ c
-
-
-def _fold(
-    x: torch.Tensor,
-    fit: torch.Tensor,
-    test: torch.Tensor,
-    name: Hashable,
-    variance: float,
-    k: int | None,
-    epsilon: float,
-) -> _Fold:
-    xc_fit, mean = _centre(x[fit], name, " (held-out fit half)")
-    red = _reduce(xc_fit, variance=variance, k=k, epsilon=epsilon)
-    # fit variate B c = U W c = Xc_fit V S⁻¹ W c and V S⁻¹ = Xc_fitᵀ U S⁻²
-    coef = xc_fit.T @ (red.u * (red.w / red.s**2))
-    return _Fold(red, (x[test] - mean) @ coef)
-
-
-def _column_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a = a - a.mean(dim=0)
-    b = b - b.mean(dim=0)
-    return (a * b).sum(dim=0) / torch.sqrt((a * a).sum(dim=0) * (b * b).sum(dim=0))
-
-
-def _heldout_pair(fa: _Fold, fb: _Fold, metric: str) -> float:
-    u, _, vh = torch.linalg.svd(fa.red.basis.T @ fb.red.basis, full_matrices=False)
-    r = _column_pearson(fa.proj @ u, fb.proj @ vh.mT)
-    if metric == "svcca":
-        return float(r.mean())
-    weights = _pw_weights(u, vh, fa.red.s, fb.red.s)
-    return float((weights * r).sum() / weights.sum())
-
-
-def _split(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.default_rng([seed, _HELDOUT_STREAM, n]).permutation(n)
-    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
-
-
-def _resamples(seed: int, n: int, count: int) -> np.ndarray:
-    return np.random.default_rng([seed, _BOOTSTRAP_STREAM, n]).integers(0, n, size=(count, n))
-
-
-@dataclass(frozen=True)
-class _GramView:
-    """Centred Gram matrix of one view, prepared for (debiased) linear CKA."""
-
-    k: torch.Tensor  # (n, n) centred Gram; zero diagonal when debiased
-    norm: float  # ‖K‖_F, or sqrt(unbiased self-HSIC) (NaN when not positive)
-    rows: torch.Tensor | None  # K̃1 (debiased only)
-    total: float  # 1ᵀK̃1 (debiased only)
-
-
-def _gram_view(g: torch.Tensor, debiased: bool, dt: torch.dtype) -> _GramView:
-    """From a Gram matrix of centred data (re-centred here, so resampled rows are fine)."""
-    g = g - g.mean(dim=0) - g.mean(dim=1, keepdim=True) + g.mean()
-    if not debiased:
-        return _GramView(g.to(dt), float(torch.linalg.norm(g)), None, 0.0)
-    n = g.shape[0]
-    g = g.clone()
-    g.fill_diagonal_(0.0)
-    rows = g.sum(dim=1)
-    total = float(rows.sum())
-    h = _hsic_u(float((g * g).sum()), total, total, float(rows @ rows), n)
-    norm = math.sqrt(h) if h > 0 else math.nan
-    return _GramView(g.to(dt), norm, rows.to(dt), total)
-
-
-def _gram_score(
-    ga: _GramView, gb: _GramView, debiased: bool, perm: torch.Tensor | None = None
-) -> float:
-    kb = gb.k if perm is None else gb.k[perm][:, perm]
-    tr = float((ga.k * kb).sum())
-    if not debiased:
-        return tr / (ga.norm * gb.norm)
-    n = ga.k.shape[0]
-    rb = gb.rows if perm is None else gb.rows[perm]
-    h = _hsic_u(tr, ga.total, gb.total, float(ga.rows @ rb), n)
-    return h / (ga.norm * gb.norm)
-
-
-def _summarise_null(values: list[float] | np.ndarray) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
-
-
 # --------------------------------------------------------------------------- pairwise
 
 
@@ -704,7 +1066,7 @@ def pairwise(
     views: Mapping[Hashable, Any],
     pairs: Iterable[tuple[Hashable, Hashable]],
     *,
-    metric: str = "svcca",
+    metric: str | Sequence[str] = "svcca",
     variance: float = 0.99,
     k: int | None = None,
     epsilon: float = 1e-10,
@@ -713,25 +1075,26 @@ def pairwise(
     bootstrap: int = 0,
     ci: float = 0.95,
     seed: int = 0,
-    device: str | torch.device | None = None,
+    device: Any = None,
     dtype: Any = None,
 ) -> pd.DataFrame:
-    """Similarity of many view pairs, one decomposition per view, with optional calibration.
+    """Similarity of many view pairs, one preparation per view, with optional calibration.
 
     ``views`` maps any hashable name to an ``(n, dim)`` array (rows aligned across views);
     ``pairs`` lists ``(name_a, name_b)``. ``metric`` is one of ``svcca``, ``pwcca``, ``cka``,
-    ``cka_debiased`` (definitions in the module docstring; ``variance``, ``k`` and ``epsilon``
-    apply to the CCA metrics). SVCCA/PWCCA: each view is centred and reduced once (eigh of the
-    Gram matrix when dim > n, else thin SVD) and the canonical correlations of a pair are the
-    singular values of ``BaᵀBb``, batched over pairs of equal shape; scores equal those of
-    :func:`svcca` / :func:`pwcca` on the same pair. CKA: one centred n x n
-    Gram matrix per view (8 n² bytes each).
+    ``cka_debiased``, or a sequence of them (rows metric by metric, pairs in order within;
+    definitions in the module docstring; ``variance``, ``k`` and ``epsilon`` apply to the CCA
+    metrics). Each view is prepared once (:func:`prepare_view`: centred, reduced by eigh of
+    the Gram matrix when dim > n, else thin SVD; Gram matrix for CKA) and each pair scored
+    from the prepared views (:func:`compare_views`); scores equal those of :func:`svcca` /
+    :func:`pwcca` / :func:`linear_cka` on the same pair.
 
     Calibration (all optional, NaN when not requested):
 
     - ``null_permutations``: scores with the rows of view b shuffled relative to view a
-      (``null_mean``, ``null_std`` with ddof=1; the SVD basis of b is reused with its rows
-      permuted). Its expectation for CCA is about :func:`expected_null_mean_cca`.
+      (``null_mean``, ``null_std`` with ddof=1; the reduction of b is reused with its rows
+      permuted, and SVCCA and PWCCA share their draws). Its expectation for CCA is about
+      :func:`expected_null_mean_cca`.
     - ``heldout``: split-half score. Sentences are split in two halves; on the fit half each
       view is centred and reduced and the canonical directions are fitted; the other half is
       projected with the fit-half centring, reduction and canonical weights, and the score is
@@ -746,20 +1109,22 @@ def pairwise(
       large fraction of n: read the interval as a spread, and use the null and the held-out
       score for chance level.
 
-    Seeds: permutations come from ``(seed, crc32 of each view name)``; the held-out split and
-    the bootstrap resamples from ``(seed, n)`` only, shared by all pairs of the call so each
-    view is decomposed once per fold / resample. Either way a pair's numbers depend only on
-    ``seed``, its two views and the options, never on the other pairs in the call.
+    Seeds: permutations come from ``(seed, crc32 of each view name)``
+    (:func:`pair_permutations`); the held-out split and the bootstrap resamples from
+    ``(seed, n)`` only, shared by all pairs of the call so each view is decomposed once per
+    fold / resample. Either way a pair's numbers depend only on ``seed``, its two views and
+    the options, never on the other pairs in the call.
 
-    ``device``: None means CUDA when available. Decompositions (and the choice of k) are float64
-    on the device; pair products and singular values use ``dtype`` (default float64 on CPU,
-    float32 on CUDA).
+    ``device``: None or ``"auto"`` means CUDA when a GPU is visible, else the CPU (numpy).
+    Decompositions (and the choice of k) are float64; pair products and singular values use
+    ``dtype`` (default float64 on CPU, float32 on CUDA).
 
-    Returns one row per pair with columns :data:`COLUMNS`; ``k_a``/``k_b`` are the kept
-    dimensions for svcca/pwcca and the view widths (dim) for the CKA metrics.
+    Returns one row per pair and metric with columns :data:`COLUMNS`; ``k_a``/``k_b`` are the
+    kept dimensions for svcca/pwcca and the view widths (dim) for the CKA metrics.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    import pandas as pd
+
+    chosen = _check_metrics(metric)
     _check_cca_options(variance, k, epsilon)
     for label, value in (
         ("null_permutations", null_permutations),
@@ -778,250 +1143,97 @@ def pairwise(
             if nm not in views:
                 raise ValueError(f"pair {tuple(pair)!r} names unknown view {nm!r}")
         pair_list.append((pair[0], pair[1]))
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     dt = _resolve_dtype(dtype, dev)
     names = list(dict.fromkeys(nm for pair in pair_list for nm in pair))
-    data = {nm: _as_tensor(views[nm], nm, dev) for nm in names}
+    data = {nm: _as_array(views[nm], nm) for nm in names}
+    cca = any(m in CCA_METRICS for m in chosen)
     for a, b in pair_list:
-        _check_rows(a, b, data[a].shape[0], data[b].shape[0])
-    if metric == "cka_debiased":
-        for a, b in pair_list:
-            if data[a].shape[0] < 4:
-                raise ValueError(
-                    f"debiased CKA needs at least 4 sentences, views {a!r} and {b!r} have "
-                    f"{data[a].shape[0]}"
-                )
-    cca = metric in ("svcca", "pwcca")
-    if heldout and cca:
-        for a, b in pair_list:
-            if data[a].shape[0] < 6:
-                raise ValueError(
-                    f"the held-out score needs at least 6 sentences (3 per half), views {a!r} "
-                    f"and {b!r} have {data[a].shape[0]}"
-                )
-    # from here on only centred data is used (the held-out halves and the resamples are
-    # re-centred), which halves the memory held
-    data = {nm: _centre(x, nm)[0] for nm, x in data.items()}
-    opts = {"variance": variance, "k": k, "epsilon": epsilon}
-    num = len(pair_list)
-    null_mean, null_std = np.full(num, np.nan), np.full(num, np.nan)
-    held, ci_low, ci_high = np.full(num, np.nan), np.full(num, np.nan), np.full(num, np.nan)
-
-    def null_perms(a: Hashable, b: Hashable, n: int) -> torch.Tensor:
-        rng = _pair_rng(seed, _NULL_STREAM, a, b)
-        perms = np.stack([rng.permutation(n) for _ in range(null_permutations)])
-        return torch.as_tensor(perms, device=dev)
-
-    if cca:
-        reds = {nm: _reduce(xc, **opts) for nm, xc in data.items()}
-        scores = _cca_scores(pair_list, reds, metric, dt)
-        k_a = [reds[a].k for a, _ in pair_list]
-        k_b = [reds[b].k for _, b in pair_list]
-        if null_permutations:
-            for i, (a, b) in enumerate(pair_list):
-                perms = null_perms(a, b, data[a].shape[0])
-                null_mean[i], null_std[i] = _summarise_null(
-                    _cca_null(reds[a], reds[b], perms, metric, dt)
-                )
-        if heldout:
-            folds: dict[tuple[Hashable, int], _Fold] = {}
-            for i, (a, b) in enumerate(pair_list):
-                n = data[a].shape[0]
-                halves = [torch.as_tensor(h, device=dev) for h in _split(seed, n)]
-                fold_scores = []
-                for f, (fit, test) in enumerate((halves, halves[::-1])):
-                    for nm in (a, b):
-                        if (nm, f) not in folds:
-                            folds[(nm, f)] = _fold(data[nm], fit, test, nm, **opts)
-                    fold_scores.append(_heldout_pair(folds[(a, f)], folds[(b, f)], metric))
-                held[i] = float(np.mean(fold_scores))
-    else:
-        debiased = metric == "cka_debiased"
-        grams = {nm: _gram_view(xc @ xc.T, debiased, dt) for nm, xc in data.items()}
-        scores = np.array([_gram_score(grams[a], grams[b], debiased) for a, b in pair_list])
-        k_a = [data[a].shape[1] for a, _ in pair_list]
-        k_b = [data[b].shape[1] for _, b in pair_list]
-        if null_permutations:
-            for i, (a, b) in enumerate(pair_list):
-                perms = null_perms(a, b, data[a].shape[0])
-                null_mean[i], null_std[i] = _summarise_null(
-                    [_gram_score(grams[a], grams[b], debiased, p) for p in perms]
-                )
-        del grams
-    if bootstrap:
-        boot = np.full((num, bootstrap), np.nan)
-        by_n: dict[int, list[int]] = {}
-        for i, (a, _) in enumerate(pair_list):
-            by_n.setdefault(int(data[a].shape[0]), []).append(i)
-        for n, rows in by_n.items():
-            sub = [pair_list[i] for i in rows]
-            used = list(dict.fromkeys(nm for pair in sub for nm in pair))
-            for r, idx in enumerate(_resamples(seed, n, bootstrap)):
-                idx_t = torch.as_tensor(idx, device=dev)
-                boot[rows, r] = _bootstrap_once(sub, used, data, idx_t, metric, opts, dt)
-        lo, hi = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
-        for i in range(num):
-            if np.isnan(boot[i]).any():
-                continue
-            ci_low[i], ci_high[i] = np.quantile(boot[i], [lo, hi])
-    frame = pd.DataFrame(
-        {
-            "view_a": pd.Series([a for a, _ in pair_list], dtype=object),
-            "view_b": pd.Series([b for _, b in pair_list], dtype=object),
-            "metric": [metric] * num,
-            "score": np.asarray(scores, dtype=np.float64),
-            "null_mean": null_mean,
-            "null_std": null_std,
-            "heldout": held,
-            "ci_low": ci_low,
-            "ci_high": ci_high,
-            "n": np.array([data[a].shape[0] for a, _ in pair_list], dtype=np.int64),
-            "k_a": np.array(k_a, dtype=np.int64),
-            "k_b": np.array(k_b, dtype=np.int64),
-        },
-        columns=list(COLUMNS),
-    )
-    return frame
-
-
-def _bootstrap_once(
-    sub: list[tuple[Hashable, Hashable]],
-    used: list[Hashable],
-    centred: dict[Hashable, torch.Tensor],
-    idx: torch.Tensor,
-    metric: str,
-    opts: dict[str, Any],
-    dt: torch.dtype,
-) -> np.ndarray:
-    """Scores of ``sub`` on one resample (views redone from scratch; NaN for constant views)."""
-    out = np.full(len(sub), np.nan)
-    ok = {}
-    cca = metric in ("svcca", "pwcca")
-    debiased = metric == "cka_debiased"
-    for nm in used:
-        x = centred[nm][idx]
-        try:
-            xc, _ = _centre(x, nm)
-        except ValueError:
-            continue
-        ok[nm] = _reduce(xc, **opts) if cca else _gram_view(xc @ xc.T, debiased, dt)
-    good = [i for i, (a, b) in enumerate(sub) if a in ok and b in ok]
-    if cca:
-        out[good] = _cca_scores([sub[i] for i in good], ok, metric, dt)
-    else:
-        out[good] = [_gram_score(ok[sub[i][0]], ok[sub[i][1]], debiased) for i in good]
-    return out
-
-
-log = logging.getLogger(__name__)
-
-
-# --- workflow glue: one pair of activation stores -> tidy rows ------------------------------
-
-# which two views, then pairwise's own columns from ``metric`` on
-TIDY_COLUMNS = [
-    "model",
-    "comparison",
-    "lang_a",
-    "modality_a",
-    "tap_a",
-    "lang_b",
-    "modality_b",
-    "tap_b",
-    *COLUMNS[COLUMNS.index("metric") :],
-]
-_SAME_RUN_ATTRS = ("model", "adapter", "checkpoint", "revision", "init", "pooling", "recording")
-
-
-def align_ids(
-    ids_a: np.ndarray, ids_b: np.ndarray, names: tuple[str, str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the sentence ids both views hold, in ascending id order.
-
-    Views are aligned by id, never by position; ids held by only one view are dropped and
-    counted in the log, so N is the size of the intersection (recorded with every score).
-    """
-    for ids, name in zip((ids_a, ids_b), names, strict=True):
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError(f"view {name}: duplicate sentence ids in its store")
-    common, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
-    if len(common) < 3:
-        raise ValueError(
-            f"views {names[0]} and {names[1]} share {len(common)} sentence ids; at least 3 needed"
-        )
-    only_a, only_b = len(ids_a) - len(common), len(ids_b) - len(common)
-    if only_a or only_b:
-        log.warning(
-            "%s: %d ids only in %s, %d only in %s; comparing %d shared ids",
-            "alignment",
-            only_a,
-            names[0],
-            only_b,
-            names[1],
-            len(common),
-        )
-    return ia, ib
-
-
-def compare_stores(path_a, path_b, *, model: str, adapter: str, options: Mapping) -> pd.DataFrame:
-    """Every configured metric at every matching tap of two stores, as tidy rows."""
-    from gapscope.models import cross_modal_pairs
-    from gapscope.store import StoreError, open_view
-
-    va, vb = open_view(path_a), open_view(path_b)
-    aa, ab = va.attrs, vb.attrs
-    for key in _SAME_RUN_ATTRS:
-        if aa.get(key) != ab.get(key):
-            raise StoreError(
-                f"{path_a} and {path_b} come from different runs: {key} is "
-                f"{aa.get(key)!r} vs {ab.get(key)!r}; rerun the stale store"
+        n = data[a].shape[0]
+        _check_rows(a, b, n, data[b].shape[0])
+        if "cka_debiased" in chosen and n < 4:
+            raise ValueError(
+                f"debiased CKA needs at least 4 sentences, views {a!r} and {b!r} have {n}"
             )
-    if aa["model"] != model:
-        raise StoreError(f"{path_a}: store of model {aa['model']!r}, expected {model!r}")
-    lang_a, mod_a, lang_b, mod_b = aa["language"], aa["modality"], ab["language"], ab["modality"]
-    ia, ib = align_ids(va.sentence_ids, vb.sentence_ids, (str(path_a), str(path_b)))
-    if mod_a != mod_b:
-        comparison = "cross_modal"
-        tap_pairs = cross_modal_pairs(adapter, va.taps, vb.taps)
-    else:
-        comparison = f"cross_lingual_{mod_a}"
-        tap_pairs = [(t, t) for t in va.taps if t in set(vb.taps)]
-    views, pairs = {}, []
-    for tap_a, tap_b in tap_pairs:
-        name_a, name_b = f"{lang_a}/{mod_a}/{tap_a}", f"{lang_b}/{mod_b}/{tap_b}"
-        views.setdefault(name_a, va.read(tap_a)[ia].astype(np.float64))
-        views.setdefault(name_b, vb.read(tap_b)[ib].astype(np.float64))
-        pairs.append((name_a, name_b))
-    svcca_opts = options.get("svcca", {})
+        if heldout and cca and n < 6:
+            raise ValueError(
+                f"the held-out score needs at least 6 sentences (3 per half), views {a!r} "
+                f"and {b!r} have {n}"
+            )
+    opts = {"metrics": chosen, "variance": variance, "k": k, "epsilon": epsilon, "device": dev}
+    prepared = {
+        nm: prepare_view(x, name=nm, heldout=heldout, seed=seed, **opts) for nm, x in data.items()
+    }
+    items = [
+        (
+            prepared[a],
+            prepared[b],
+            pair_permutations(seed, a, b, data[a].shape[0], null_permutations)
+            if null_permutations
+            else None,
+        )
+        for a, b in pair_list
+    ]
+    del prepared
+    results = compare_views(items, chosen, heldout=heldout, dtype=dt)
+    boot = _bootstrap(pair_list, data, bootstrap, seed, opts, dt) if bootstrap else {}
+    lo, hi = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
     frames = []
-    for metric in options["metrics"]:
+    for metric in chosen:
+        rows = [r[metric] for r in results]
+        ci_low, ci_high = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        for i, values in enumerate(boot.get(metric, [])):
+            if not np.isnan(values).any():
+                ci_low[i], ci_high[i] = np.quantile(values, [lo, hi])
         frames.append(
-            pairwise(
-                views,
-                pairs,
-                metric=metric,
-                variance=svcca_opts.get("variance", 0.99),
-                k=svcca_opts.get("k"),
-                null_permutations=options.get("null_permutations", 0),
-                heldout=options.get("heldout", True),
-                bootstrap=options.get("bootstrap", 0),
-                seed=options.get("seed", 0),
+            pd.DataFrame(
+                {
+                    "view_a": pd.Series([a for a, _ in pair_list], dtype=object),
+                    "view_b": pd.Series([b for _, b in pair_list], dtype=object),
+                    "metric": [metric] * len(rows),
+                    "score": np.array([r.score for r in rows], dtype=np.float64),
+                    "null_mean": np.array([r.null_mean for r in rows], dtype=np.float64),
+                    "null_std": np.array([r.null_std for r in rows], dtype=np.float64),
+                    "heldout": np.array([r.heldout for r in rows], dtype=np.float64),
+                    "ci_low": ci_low,
+                    "ci_high": ci_high,
+                    "n": np.array([r.n for r in rows], dtype=np.int64),
+                    "k_a": np.array([r.k_a for r in rows], dtype=np.int64),
+                    "k_b": np.array([r.k_b for r in rows], dtype=np.int64),
+                },
+                columns=list(COLUMNS),
             )
         )
-    table = pd.concat(frames, ignore_index=True)
-    taps = dict(zip(map(tuple, pairs), tap_pairs, strict=True))
-    table["tap_a"] = [
-        taps[(a, b)][0] for a, b in zip(table["view_a"], table["view_b"], strict=True)
-    ]
-    table["tap_b"] = [
-        taps[(a, b)][1] for a, b in zip(table["view_a"], table["view_b"], strict=True)
-    ]
-    table = table.assign(
-        model=model,
-        comparison=comparison,
-        lang_a=lang_a,
-        modality_a=mod_a,
-        lang_b=lang_b,
-        modality_b=mod_b,
-    )
-    return table[TIDY_COLUMNS]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _bootstrap(
+    pair_list: list[tuple[Hashable, Hashable]],
+    data: Mapping[Hashable, np.ndarray],
+    count: int,
+    seed: int,
+    opts: Mapping[str, Any],
+    dt: Any,
+) -> dict[str, np.ndarray]:
+    """metric -> (pairs, count) resampled scores; each view is redone once per resample."""
+    chosen = opts["metrics"]
+    boot = {m: np.full((len(pair_list), count), np.nan) for m in chosen}
+    by_n: dict[int, list[int]] = {}
+    for i, (a, _) in enumerate(pair_list):
+        by_n.setdefault(int(data[a].shape[0]), []).append(i)
+    for n, rows in by_n.items():
+        used = list(dict.fromkeys(nm for i in rows for nm in pair_list[i]))
+        centred = {nm: _centre(data[nm], nm)[0] for nm in used}
+        for r, idx in enumerate(_resamples(seed, n, count)):
+            ok = {}
+            for nm in used:
+                try:
+                    ok[nm] = prepare_view(centred[nm][idx], name=nm, **opts)
+                except ValueError:  # a constant resample: NaN for its pairs
+                    continue
+            good = [i for i in rows if pair_list[i][0] in ok and pair_list[i][1] in ok]
+            items = [(ok[pair_list[i][0]], ok[pair_list[i][1]], None) for i in good]
+            for i, scores in zip(good, compare_views(items, chosen, dtype=dt), strict=True):
+                for metric, value in scores.items():
+                    boot[metric][i, r] = value.score
+    return boot

@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 
 from gapscope.similarity import (
     COLUMNS,
+    compare_views,
     expected_null_mean_cca,
     linear_cka,
+    pair_permutations,
     pairwise,
+    prepare_view,
     pwcca,
+    resolve_device,
     svcca,
     svcca_details,
 )
@@ -409,6 +413,140 @@ def test_reproducible_and_independent_of_other_pairs():
         pd.testing.assert_frame_equal(row.reset_index(drop=True), alone)
         other_seed = pairwise(views, [target], metric=metric, **{**opts, "seed": 8})
         assert other_seed["null_mean"].iloc[0] != alone["null_mean"].iloc[0]
+
+
+def test_nulls_equal_the_permuted_pairs_scored_from_scratch():
+    """Known answer for the shared draws: each null draw equals SVCCA/PWCCA/CKA of x against
+    y with its rows permuted, reduced again from scratch by the single-pair functions."""
+    rng = rng_for(30)
+    x, y, _ = planted(rng, 90, sigmas=(0.3, 0.5, 0.8), extra=25)
+    y = y @ rng.standard_normal((28, 120))  # wider than it has sentences: the Gram path
+    perms = pair_permutations(4, "x", "y", 90, 6)
+    table = pairwise(
+        {"x": x, "y": y}, [("x", "y")], metric=["svcca", "pwcca", "cka"],
+        null_permutations=6, seed=4,
+    )  # fmt: skip
+    for metric, fn in (("svcca", svcca), ("pwcca", pwcca), ("cka", linear_cka)):
+        draws = [fn(x, y[p]) for p in perms]
+        row = table[table["metric"] == metric].iloc[0]
+        assert row.null_mean == pytest.approx(np.mean(draws), abs=1e-9)
+        assert row.null_std == pytest.approx(np.std(draws, ddof=1), abs=1e-9)
+
+
+def ref_heldout(x: np.ndarray, y: np.ndarray, halves, variance: float = 0.99) -> float:
+    """Held-out SVCCA from the textbook recipe: per fold, SVD reductions of the centred fit
+    halves, canonical weights by inverse square roots, test halves projected with the fit
+    means and weights, mean Pearson correlation of the paired variates; folds averaged."""
+    scores = []
+    for fit, test in (halves, halves[::-1]):
+        proj = []
+        for v in (x, y):
+            mean = v[fit].mean(axis=0)
+            u, s, vt = np.linalg.svd(v[fit] - mean, full_matrices=False)
+            cum = np.cumsum(s**2)
+            k = int(np.searchsorted(cum, variance * cum[-1])) + 1
+            proj.append(((v[fit] - mean) @ vt[:k].T, (v[test] - mean) @ vt[:k].T))
+        (fa, ta), (fb, tb) = proj
+        n = len(fit)
+        ia, ib = inv_sqrt(fa.T @ fa / n), inv_sqrt(fb.T @ fb / n)
+        u, _, vt = np.linalg.svd(ia @ (fa.T @ fb / n) @ ib)
+        k = min(fa.shape[1], fb.shape[1])
+        va, vb = ta @ ia @ u[:, :k], tb @ ib @ vt.T[:, :k]
+        scores.append(np.mean([np.corrcoef(va[:, i], vb[:, i])[0, 1] for i in range(k)]))
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_heldout_equals_the_textbook_split_half_recipe(wide):
+    """Known answer for the folds (from the view's Gram matrix when dim > n, else from the
+    data): the same split, reductions and canonical weights as a from-scratch recipe."""
+    rng = rng_for(31)
+    x, y, _ = planted(rng, 80, sigmas=(0.2, 0.45, 0.7, 1.1), extra=6)
+    if wide:
+        x, y = x @ rng.standard_normal((10, 150)), y @ rng.standard_normal((10, 150))
+    row = pairwise({"x": x, "y": y}, [("x", "y")], heldout=True, seed=5, epsilon=0.0).iloc[0]
+    from gapscope.similarity import _split
+
+    assert row.heldout == pytest.approx(ref_heldout(x, y, _split(5, 80)), abs=1e-8)
+
+
+def test_prepared_views_serve_every_pair_and_metric_as_pairwise_does():
+    views = _views()
+    names = list(views)
+    metrics = ["svcca", "pwcca", "cka", "cka_debiased"]
+    opts = {"null_permutations": 4, "heldout": True, "seed": 3}
+    together = pairwise(views, [(names[0], names[1]), (names[2], names[4])], metric=metrics, **opts)
+    for metric in metrics:
+        alone = pairwise(views, [(names[0], names[1]), (names[2], names[4])], metric=metric, **opts)
+        pd.testing.assert_frame_equal(
+            together[together["metric"] == metric].reset_index(drop=True), alone
+        )
+    prepared = {nm: prepare_view(views[nm], name=nm, heldout=True, seed=3) for nm in names[:2]}
+    perms = pair_permutations(3, names[0], names[1], 120, 4)
+    (scores,) = compare_views([(prepared[names[0]], prepared[names[1]], perms)], metrics,
+                              heldout=True)  # fmt: skip
+    for metric in metrics:
+        row = together[(together["metric"] == metric)].iloc[0]
+        got = scores[metric]
+        assert (got.score, got.null_mean, got.null_std) == pytest.approx(
+            (row.score, row.null_mean, row.null_std), abs=1e-12
+        )
+        assert (got.k_a, got.k_b, got.n) == (row.k_a, row.k_b, row.n)
+
+
+def test_torch_arrays_give_the_numbers_of_numpy():
+    """The GPU code path (torch tensors), run on the CPU in float64, equals the numpy path."""
+    torch = pytest.importorskip("torch")
+    views = _views()
+    a, b = list(views)[0], list(views)[4]
+    metrics = ["svcca", "pwcca", "cka", "cka_debiased"]
+    perms = pair_permutations(0, a, b, 120, 5)
+    results = []
+    for device in ("cpu", torch.device("cpu")):
+        va, vb = (prepare_view(views[nm], name=nm, heldout=True, device=device) for nm in (a, b))
+        (scores,) = compare_views([(va, vb, perms)], metrics, heldout=True, dtype="float64")
+        results.append(scores)
+    for metric in metrics:
+        got, want = results[1][metric], results[0][metric]
+        # torch's LAPACK (MKL) rounds differently from numpy's (OpenBLAS): PWCCA's weights
+        # move by ~1e-9, and the held-out score amplifies rounding where canonical
+        # correlations nearly tie (docs/performance.md)
+        for field in ("score", "null_mean", "null_std"):
+            assert getattr(got, field) == pytest.approx(getattr(want, field), abs=1e-7)
+        assert got.heldout == pytest.approx(want.heldout, abs=1e-6, nan_ok=True)
+
+
+def test_auto_device_is_the_cpu_without_a_visible_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert resolve_device("auto") == "cpu"
+    assert resolve_device(None) == "cpu"
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_math_module_knows_no_store_model_or_workflow():
+    """gapscope.similarity is pure math on arrays: no store, model, stage or Snakemake import,
+    and importing it (as a pair job does) loads no torch, pandas or zarr."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "gapscope/similarity.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    forbidden = ("gapscope.models", "gapscope.store", "gapscope.stages", "gapscope.workflow",
+                 "snakemake", "zarr")  # fmt: skip
+    assert not [m for m in imported if m.startswith(forbidden)], imported
+    code = (
+        "import sys, gapscope.stages.similarity; "
+        "print(sorted(m for m in ('torch', 'pandas', 'zarr', 'scipy') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
 
 
 # --------------------------------------------------------------------------- bad input
