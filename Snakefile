@@ -5,7 +5,8 @@
 #   resources/models/{demo_model}/                                    tiny demo checkpoints
 #   results/corpus/{language}/manifest.tsv                            normalised corpus
 #   results/activations/{model}/{language}/{modality}.zarr            activation stores
-#   results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.parquet
+#   results/similarity/{model}/views/{language}.{modality}.npz        prepared views (cache)
+#   results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.tsv
 #   results/summary/similarity.{parquet,csv}, gaps.csv                tables
 #   results/figures/                                                  figures
 

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from gapscope import gaps as gg
 from gapscope import workflow as gw
+from gapscope.stages import similarity as gs
 
 
 validate(config, schema="schemas/config.schema.yaml")
@@ -40,9 +41,14 @@ def store_path(model, language, modality):
     return f"results/activations/{model}/{language}/{modality}.zarr"
 
 
+def view_path(model, language, modality):
+    """Path of one prepared view (the similarity stage's per-view cache)."""
+    return f"results/similarity/{model}/views/{language}.{modality}.npz"
+
+
 def pair_path(model, lang_a, modality_a, lang_b, modality_b):
     """Path of one pair's similarity table."""
-    return f"results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.parquet"
+    return f"results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.tsv"
 
 
 def get_pairs():
@@ -107,12 +113,27 @@ def get_adapter(wildcards):
     return config["models"][wildcards.model]["adapter"]
 
 
-def get_pair_stores(wildcards):
-    """The two activation stores a pair compares."""
+def get_pair_inputs(wildcards):
+    """The two prepared views a pair compares, and their stores (read only to align ids that
+    differ between the two, or to bootstrap)."""
+    views = [
+        (wildcards.lang_a, wildcards.modality_a),
+        (wildcards.lang_b, wildcards.modality_b),
+    ]
     return {
-        "a": store_path(wildcards.model, wildcards.lang_a, wildcards.modality_a),
-        "b": store_path(wildcards.model, wildcards.lang_b, wildcards.modality_b),
+        "views": [view_path(wildcards.model, *view) for view in views],
+        "stores": [store_path(wildcards.model, *view) for view in views],
     }
+
+
+def get_view_options(wildcards):
+    """The similarity options a prepared view depends on (a change reruns the views)."""
+    return gs.view_options(config["similarity"])
+
+
+def get_pair_options(wildcards):
+    """The similarity options that change a pair's numbers (not the device)."""
+    return {key: value for key, value in config["similarity"].items() if key != "device"}
 
 
 def get_final_output():

@@ -1,15 +1,37 @@
-rule similarity_pair:
-    """Compare two views of one model at every matching tap (all metrics, with calibration)."""
+rule similarity_view:
+    """Prepare one view for every pair it meets: per tap, its SVCCA reduction, held-out folds
+    and Gram matrix (what a pair needs from one view, computed once per run)."""
     input:
-        unpack(get_pair_stores),
+        store="results/activations/{model}/{language}/{modality}.zarr",
     output:
-        "results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.parquet",
+        "results/similarity/{model}/views/{language}.{modality}.npz",
     params:
-        adapter=get_adapter,
-        options=config["similarity"],
+        # only what changes a prepared view: the device is read from the config by the
+        # script, and the null and bootstrap options concern the pairs alone
+        options=get_view_options,
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/gapscope.yaml"
+    log:
+        "logs/similarity/{model}/views/{language}.{modality}.log",
+    script:
+        "../workflow_scripts/similarity_view.py"
+
+
+rule similarity_pair:
+    """Compare two views of one model at every matching tap (all metrics, with calibration)."""
+    input:
+        unpack(get_pair_inputs),
+    output:
+        "results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.tsv",
+    params:
+        adapter=get_adapter,
+        options=get_pair_options,
+    resources:
+        mem_mb=1000,
+        runtime=5,
     conda:
         "../envs/gapscope.yaml"
     log:

@@ -16,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from gapscope.models.base import NonFiniteActivationError, Pooled, check_finite
-from gapscope.similarity import align_ids
+from gapscope.stages.similarity import align_ids
 from gapscope.store import StoreError, ViewWriter, open_view
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gapscope.similarity import TIDY_COLUMNS, compare_stores, svcca
+from gapscope.similarity import svcca
+from gapscope.stages.similarity import TIDY_COLUMNS, compare_stores
 from gapscope.store import StoreError, ViewWriter
 
 OPTIONS = {

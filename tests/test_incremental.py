@@ -6,11 +6,13 @@ One workdir goes through four steps of the demo (8 sentences):
 2. a third language: exactly its corpus, extraction and pair jobs run, plus aggregation;
 3. a second model (a tiny SeamlessM4T v1 the workflow builds): exactly its model build,
    extraction and pair jobs run, plus aggregation;
-4. a similarity option changes: every pair and the summary rerun, nothing upstream.
+4. a similarity option of the pairs changes (the null): every pair and the summary rerun,
+   nothing upstream, not even the prepared views; one of the views (the SVCCA variance): the
+   prepared views rerun too.
 
-Steps 2 and 3 check the job list twice (dry run before, run log after) and that no existing store
-or pair file was rewritten (content hash and mtime of every file unchanged). Step 4 checks the
-dry run and ``--list-changes params``.
+Steps 2 and 3 check the job list twice (dry run before, run log after) and that no existing
+store, prepared view or pair file was rewritten (content hash and mtime of every file
+unchanged). Step 4 checks the dry runs and ``--summary``.
 """
 
 from __future__ import annotations
@@ -60,12 +62,15 @@ def snakemake(workdir: Path, *args: str) -> str:
     return result.stdout + result.stderr
 
 
-def write_config(workdir: Path, langs, models: dict, null_permutations: int = 2) -> dict:
+def write_config(
+    workdir: Path, langs, models: dict, null_permutations: int = 2, variance: float = 0.99
+) -> dict:
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg["languages"] = list(langs)
     cfg["models"] = models
     cfg["corpus"]["max_sentences"] = N_SENTENCES
     cfg["similarity"].update(metrics=["svcca", "cka"], null_permutations=null_permutations)
+    cfg["similarity"]["svcca"]["variance"] = variance
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     return cfg
@@ -89,7 +94,8 @@ def jobs_in(output: str) -> set[tuple[str, frozenset]]:
 
 def is_work(rule: str) -> bool:
     """Per-view and per-pair jobs; everything else aggregates (tables, figures, coverage)."""
-    return rule.startswith(("corpus_", "extract_", "similarity_pair")) and rule != "corpus_coverage"
+    work_rules = ("corpus_", "extract_", "similarity_view", "similarity_pair")
+    return rule.startswith(work_rules) and rule != "corpus_coverage"
 
 
 def work(jobs) -> set[tuple[str, frozenset]]:
@@ -106,12 +112,18 @@ def pair_jobs(pairs) -> set[tuple[str, frozenset]]:
 
 
 def view_jobs(models, langs) -> set[tuple[str, frozenset]]:
+    """Extraction and prepared-view jobs of every view."""
     return {
-        job("extract_activations", model=m, language=lang, modality=modality)
+        job(rule, model=m, language=lang, modality=modality)
+        for rule in ("extract_activations", "similarity_view")
         for m in models
         for lang in langs
         for modality in ("text", "speech")
     }
+
+
+def prepared_view_jobs(models, langs) -> set[tuple[str, frozenset]]:
+    return {j for j in view_jobs(models, langs) if j[0] == "similarity_view"}
 
 
 def plan(models, langs):
@@ -129,11 +141,13 @@ def summary_rows(output: str) -> dict[str, tuple[str, str]]:
 
 
 def fingerprint(workdir: Path) -> dict[str, tuple[str, int]]:
-    """Content hash and mtime of every file (and folder) of every store and pair table."""
+    """Content hash and mtime of every file (and folder) of every store, prepared view and
+    pair table."""
     prints = {}
     roots = [
         *(workdir / "results/activations").glob("*/*/*.zarr"),
-        *(workdir / "results/similarity").glob("*/*.parquet"),
+        *(workdir / "results/similarity").glob("*/views/*.npz"),
+        *(workdir / "results/similarity").glob("*/*.tsv"),
     ]
     for root in roots:
         paths = [root, *root.rglob("*")] if root.is_dir() else [root]
@@ -190,13 +204,16 @@ def study(tmp_path_factory):
             "after": fingerprint(workdir),
         }
 
-    write_config(workdir, [*BASE, ADDED], {V2: demo_model_spec(V2), V1: V1_SPEC}, 3)
+    both = {V2: demo_model_spec(V2), V1: V1_SPEC}
+    write_config(workdir, [*BASE, ADDED], both, null_permutations=3)
     steps["similarity_option"] = {
         "planned": jobs_in(snakemake(workdir, "--dry-run")),
         "summary": summary_rows(snakemake(workdir, "--summary")),
     }
+    write_config(workdir, [*BASE, ADDED], both, variance=0.95)
+    steps["view_option"] = {"planned": jobs_in(snakemake(workdir, "--dry-run"))}
     steps["workdir"] = workdir
-    for name in ("add_language", "add_model", "similarity_option"):
+    for name in ("add_language", "add_model", "similarity_option", "view_option"):
         print(f"\n{name}: {len(steps[name]['planned'])} jobs")
         print("  " + "\n  ".join(describe(steps[name]["planned"])))
     return steps
@@ -241,3 +258,10 @@ def test_changing_a_similarity_option_reruns_similarity_and_summary_only(study):
     pending = {path for path, (_, plan) in summary.items() if plan == "update pending"}
     upstream = ("results/activations", "results/corpus", "resources/")
     assert not [path for path in pending if path.startswith(upstream)]
+    assert not [path for path in changed if "/views/" in path]
+
+
+def test_changing_a_view_option_reruns_the_prepared_views_and_pairs(study):
+    langs = [*BASE, ADDED]
+    planned = work(study["view_option"]["planned"])
+    assert planned == pair_jobs(plan([V2, V1], langs)) | prepared_view_jobs([V2, V1], langs)

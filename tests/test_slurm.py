@@ -106,6 +106,7 @@ def ci_profile(folder: Path) -> Path:
     for key in ("slurm_partition", "gpu", "gpu_model", "cpus_per_gpu"):
         extract.pop(key, None)
     extract.update(mem_mb=2000, runtime=10)
+    profile["set-resources"]["similarity_view"].update(mem_mb=1000, runtime=5)
     profile["set-resources"]["similarity_pair"].update(mem_mb=1000, runtime=5)
     profile["set-threads"] = {"extract_activations": 1}  # two extractions side by side
     folder.mkdir(parents=True, exist_ok=True)
@@ -290,9 +291,11 @@ def test_jobs_ran_as_slurm_jobs_in_groups(slurm_runs):
     job_ids = [job_id for run in runs for job_id, _, _ in run]
     assert len(set(job_ids)) == len(job_ids) >= 5
     kinds = [kind for run in runs for _, kind, _ in run]
-    assert "rule_similarity_pair" not in kinds, "pairs should be submitted as group jobs"
-    assert sum(kind.startswith("group_similarity") for kind in kinds) == 1  # all 4 pairs
-    assert len(list((workdir / f"results/similarity/{MODEL}").glob("*.parquet"))) == 4
+    for rule in ("similarity_view", "similarity_pair"):
+        assert f"rule_{rule}" not in kinds, f"{rule} jobs should be submitted as group jobs"
+    assert kinds.count("group_similarity_views") == 1  # all 4 prepared views
+    assert kinds.count("group_similarity") == 1  # all 4 pairs
+    assert len(list((workdir / f"results/similarity/{MODEL}").glob("*.tsv"))) == 4
     extractions = [w for run in runs for _, kind, w in run if kind == "rule_extract_activations"]
     assert len(extractions) == 2 * len(LANGUAGES) + 1  # every view once, the cancelled one twice
     slurm_logs = list((workdir / ".snakemake/slurm_logs").rglob("*.log"))

@@ -3,13 +3,20 @@
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
 from gapscope import similarity, workflow
+from gapscope.stages import similarity as stage
 
 workflow.start_log(snakemake.log[0])
-table = similarity.compare_stores(
-    snakemake.input.a,
-    snakemake.input.b,
+options = stage.Options.from_config(snakemake.params.options)
+device = similarity.resolve_device(snakemake.config["similarity"]["device"])
+views = [
+    stage.load_prepared(view, options, store=store, device=device)
+    for view, store in zip(snakemake.input.views, snakemake.input.stores, strict=True)
+]
+rows = stage.compare_prepared(
+    *views,
     model=snakemake.wildcards.model,
     adapter=snakemake.params.adapter,
-    options=snakemake.params.options,
+    options=options,
+    device=device,
 )
-table.to_parquet(snakemake.output[0], index=False)
+stage.write_rows(rows, snakemake.output[0])

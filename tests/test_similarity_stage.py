@@ -1,0 +1,161 @@
+"""The similarity stage: prepared views on disk, pairs from them, their rows and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gapscope.similarity import pairwise
+from gapscope.stages.similarity import (
+    Options,
+    PreparedViewError,
+    compare_prepared,
+    compare_stores,
+    load_prepared,
+    prepare_store,
+    read_tables,
+    save_prepared,
+    to_frame,
+    view_options,
+    write_rows,
+)
+
+from .test_compare_stores import make
+
+CONFIG = {
+    "metrics": ["svcca", "pwcca", "cka"],
+    "svcca": {"variance": 0.99, "k": None},
+    "cross_lingual": "all",
+    "null_permutations": 5,
+    "heldout": True,
+    "bootstrap": 0,
+    "seed": 2,
+    "device": "auto",
+}
+TAPS = ("layer00", "layer01", "encoder_out")
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """Text stores of two languages, rows in different orders, d > n for one tap."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((50, 5))
+    ids = np.arange(10, 60)
+    paths = {}
+    for lang, order in (("eng_Latn", np.arange(50)), ("deu_Latn", rng.permutation(50))):
+        data = {
+            t: (z @ rng.standard_normal((5, d)) + 0.5 * rng.standard_normal((50, d)))[order]
+            for t, d in zip(TAPS, (8, 12, 70), strict=True)
+        }
+        paths[lang] = make(
+            tmp_path / f"{lang}.zarr", ids[order], data, language=lang, modality="text"
+        )
+    return paths
+
+
+def pair(prepared_a, prepared_b, options):
+    rows = compare_prepared(
+        prepared_a, prepared_b, model="m", adapter="seamless_m4t_v2", options=options
+    )
+    return to_frame(rows)
+
+
+def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
+    options = Options.from_config(CONFIG)
+    files = {}
+    for lang, path in stores.items():
+        files[lang] = tmp_path / f"{lang}.npz"
+        save_prepared(prepare_store(path, options), files[lang])
+    loaded = [load_prepared(files[lang], options) for lang in ("deu_Latn", "eng_Latn")]
+    from_disk = pair(*loaded, options)
+    in_memory = compare_stores(
+        stores["deu_Latn"], stores["eng_Latn"], model="m", adapter="seamless_m4t_v2",
+        options=CONFIG,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(from_disk, in_memory)
+    assert len(from_disk) == 3 * len(TAPS)
+    # and both equal pairwise on the arrays aligned by id by hand
+    views = {}
+    for lang, path in stores.items():
+        from gapscope.store import open_view
+
+        view = open_view(path)
+        order = np.argsort(view.sentence_ids)
+        for tap in TAPS:
+            views[f"{lang}/text/{tap}"] = view.read(tap)[order].astype(np.float64)
+    names = [(f"deu_Latn/text/{t}", f"eng_Latn/text/{t}") for t in TAPS]
+    expected = pairwise(
+        views, names, metric=CONFIG["metrics"], null_permutations=5, heldout=True, seed=2
+    )
+    for column in ("score", "null_mean", "null_std"):
+        np.testing.assert_allclose(from_disk[column], expected[column], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
+
+
+def test_views_holding_other_ids_are_prepared_again_on_the_shared_ones(tmp_path, stores):
+    """A pair of views with different id sets compares the shared ids, as if each store held
+    only those: the numbers never depend on which ids other views have."""
+    options = Options.from_config(CONFIG)
+    from gapscope.store import open_view
+
+    eng = open_view(stores["eng_Latn"])
+    keep = np.flatnonzero(eng.sentence_ids % 7 != 0)  # drop 7 of the 50 ids
+    fewer = make(
+        tmp_path / "fewer.zarr", eng.sentence_ids[keep],
+        {t: eng.read(t)[keep] for t in TAPS}, language="eng_Latn", modality="text",
+    )  # fmt: skip
+    deu = prepare_store(stores["deu_Latn"], options)
+    mixed = pair(deu, prepare_store(fewer, options), options)
+    deu_ids = open_view(stores["deu_Latn"]).sentence_ids
+    shared = np.isin(deu_ids, eng.sentence_ids[keep])
+    deu_fewer = make(
+        tmp_path / "deu_fewer.zarr", deu_ids[shared],
+        {t: open_view(stores["deu_Latn"]).read(t)[shared] for t in TAPS},
+        language="deu_Latn", modality="text",
+    )  # fmt: skip
+    aligned = pair(prepare_store(deu_fewer, options), prepare_store(fewer, options), options)
+    assert (mixed["n"] == 43).all()
+    pd.testing.assert_frame_equal(mixed, aligned)
+
+
+def test_a_prepared_view_made_with_other_options_is_refused(tmp_path, stores):
+    options = Options.from_config(CONFIG)
+    path = tmp_path / "eng.npz"
+    save_prepared(prepare_store(stores["eng_Latn"], options), path)
+    other = Options.from_config({**CONFIG, "svcca": {"variance": 0.9, "k": None}})
+    with pytest.raises(PreparedViewError, match=r"eng\.npz: prepared with options .* delete it"):
+        load_prepared(path, other)
+    # the null's options are not a view's: a view serves any number of permutations
+    assert view_options(CONFIG) == view_options({**CONFIG, "null_permutations": 50})
+    assert view_options(CONFIG) != view_options({**CONFIG, "seed": 3})  # the held-out halves
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip file")
+    with pytest.raises(PreparedViewError, match="broken.npz: not a readable prepared view"):
+        load_prepared(broken, options)
+
+
+def test_missing_option_is_named():
+    section = {k: v for k, v in CONFIG.items() if k != "null_permutations"}
+    with pytest.raises(KeyError, match="similarity.null_permutations"):
+        Options.from_config(section)
+
+
+def test_bootstrap_intervals_come_from_the_stores(tmp_path, stores):
+    options = Options.from_config({**CONFIG, "bootstrap": 8, "metrics": ["svcca", "cka"]})
+    prepared = [prepare_store(stores[lang], options) for lang in ("deu_Latn", "eng_Latn")]
+    table = pair(*prepared, options)
+    assert (table["ci_low"] < table["ci_high"]).all()
+    assert table[["ci_low", "ci_high"]].notna().all().all()
+
+
+def test_pair_rows_round_trip_exactly_through_tsv(tmp_path, stores):
+    options = Options.from_config(CONFIG)
+    prepared = [prepare_store(stores[lang], options) for lang in ("deu_Latn", "eng_Latn")]
+    rows = compare_prepared(*prepared, model="m", adapter="seamless_m4t_v2", options=options)
+    write_rows(rows, tmp_path / "pair.tsv")
+    again = read_tables([tmp_path / "pair.tsv", tmp_path / "pair.tsv"])
+    expected = pd.concat([to_frame(rows)] * 2, ignore_index=True)
+    pd.testing.assert_frame_equal(again, expected)  # bit-identical floats, NaN kept
+    assert again["ci_low"].isna().all() and again["n"].dtype == np.int64
+    assert read_tables([]).columns.tolist() == expected.columns.tolist()
