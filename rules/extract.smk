@@ -27,7 +27,7 @@ rule extract_activations:
         # only what changes the activations: batching, chunking and device are read from
         # the config by the script, so editing them does not rerun finished stores
         model=get_model_params,
-    threads: 2
+    threads: config["extract"]["threads"]
     resources:
         mem_mb=config["extract"]["mem_mb"],
         runtime=config["extract"]["runtime"],
@@ -58,7 +58,7 @@ rule extract_activations_sonar:
         device=config["extract"]["device"],
         python=gw.sonar_python(config, workflow.basedir),
         src=workflow.basedir,
-    threads: 2
+    threads: config["extract"]["threads"]
     resources:
         mem_mb=config["extract"]["mem_mb"],
         runtime=config["extract"]["runtime"],
