@@ -216,6 +216,7 @@ def dry_runs(folder: Path, repeats: int, big_repeats: int, group_timeout: float)
                 "langs": len(config["languages"]),
                 "jobs": stats.get("total", 0),
                 "extract": sum(n for r, n in stats.items() if r.startswith("extract_activations")),
+                "views": stats.get("similarity_view", 0),
                 "pairs": stats.get("similarity_pair", 0),
                 "local_s": local,
                 "slurm_s": slurm,
@@ -245,11 +246,11 @@ def demo_stage(workdir: Path, n_languages: int, repeats: int) -> list[dict]:
             for lang, mod in ((la, ma), (lb, mb))
         }
     )
-    targets = [f"results/similarity/{m}/{la}.{ma}~{lb}.{mb}.parquet" for m, la, ma, lb, mb in pairs]
+    targets = [f"results/similarity/{m}/{la}.{ma}~{lb}.{mb}.tsv" for m, la, ma, lb, mb in pairs]
     print(f"# demo: building {len(stores)} stores in {workdir} (once) ...", flush=True)
     snakemake(workdir, config, "--cores", "2", *stores)
 
-    from gapscope import similarity
+    from gapscope.stages import similarity
 
     compute = []
     for _ in range(repeats):
