@@ -25,6 +25,7 @@ from gapscope.gaps import COMPARISONS, GROUP_ORDER, OVERALL, language_info, laye
 __all__ = [
     "COMPARISON_STYLE",
     "MODEL_COLORS",
+    "METRIC_COLORS",
     "METRIC_LABELS",
     "NothingToPlot",
     "OKABE_ITO",
@@ -35,6 +36,7 @@ __all__ = [
     "plot_language_heatmaps",
     "plot_layer_curves",
     "plot_length_adaptation",
+    "plot_metrics_by_layer",
     "plot_modality_vs_language",
     "plot_model_comparison",
     "save_figure",
@@ -70,6 +72,18 @@ METRIC_LABELS: dict[str, str] = {
     "pwcca": "PWCCA",
     "cka": "linear CKA",
     "cka_debiased": "debiased linear CKA",
+    "retrieval": "retrieval (margin)",
+    "retrieval_cosine": "retrieval (cosine)",
+    "mknn": "mutual k-NN",
+}
+METRIC_COLORS: dict[str, str] = {
+    "svcca": OKABE_ITO["blue"],
+    "pwcca": OKABE_ITO["sky_blue"],
+    "cka": OKABE_ITO["vermillion"],
+    "cka_debiased": OKABE_ITO["orange"],
+    "retrieval": OKABE_ITO["green"],
+    "retrieval_cosine": OKABE_ITO["black"],
+    "mknn": OKABE_ITO["purple"],
 }
 
 MODEL_COLORS: tuple[str, ...] = tuple(
@@ -120,9 +134,11 @@ def _n_k_text(df: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def _layer_rows(similarity: pd.DataFrame, metric: str) -> pd.DataFrame:
+def _layer_rows(similarity: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+    """Rows of layerNN ~ layerNN taps (one metric, or every metric for None)."""
+    chosen = similarity["metric"] == metric if metric is not None else True
     df = similarity[
-        (similarity["metric"] == metric)
+        chosen
         & similarity["comparison"].isin(COMPARISONS)
         & (similarity["tap_a"] == similarity["tap_b"])
     ].copy()
@@ -708,4 +724,59 @@ def plot_modality_vs_language(
     ax_gap.grid(True, color="#dddddd", lw=0.5)
     _legend_below(fig, [ax_scatter], ncols=2)
     fig.suptitle("Modality gap vs language gap (> 0: modality gap is larger)", fontsize=10)
+    return save_figure(fig, out_stem)
+
+
+@mpl.rc_context(_RC)
+def plot_metrics_by_layer(similarity: pd.DataFrame, out_stem: Path) -> list[Path]:
+    """Every metric of the run by layer, each beside its null: models x comparisons panels.
+
+    One line per metric (mean over pairs), its shuffled-pairing null dashed in the same
+    colour, so a reader sees at which layers SVCCA, CKA, retrieval and mutual k-NN agree
+    and where they do not. Only ``layerNN`` tap pairs are drawn: retrieval is computed only
+    where both views live in one space, so for models whose text and speech layers are
+    different networks it has no cross-modal curve. Raises :class:`NothingToPlot` when no
+    layer rows exist.
+    """
+    df = _layer_rows(similarity, None)
+    if df.empty:
+        raise NothingToPlot("no layerNN rows to plot")
+    models = list(dict.fromkeys(df["model"]))
+    metrics = [m for m in METRIC_LABELS if m in set(df["metric"])]
+    metrics += sorted(set(df["metric"]) - set(metrics))
+    y_range = (min(0.0, float(df["score"].min())), max(1.0, float(df["score"].max())))
+    fig = Figure(figsize=(3.3 * len(COMPARISONS), 2.9 * len(models) + 0.8), layout="constrained")
+    grid = fig.subplots(len(models), len(COMPARISONS), sharey=True, squeeze=False)
+    for row, model in zip(grid, models, strict=True):
+        for ax, comp in zip(row, COMPARISONS, strict=True):
+            sub = df[(df["model"] == model) & (df["comparison"] == comp)]
+            for metric in metrics:
+                rows = sub[sub["metric"] == metric]
+                if rows.empty:
+                    continue
+                stats = rows.groupby("layer").agg(
+                    mean=("score", "mean"), null=("null_mean", "mean")
+                )
+                color = METRIC_COLORS.get(metric, OKABE_ITO["black"])
+                x = stats.index.to_numpy()
+                ax.plot(x, stats["mean"], color=color, marker="o", ms=2.5, lw=1.2,
+                        label=_metric_label(metric))  # fmt: skip
+                if stats["null"].notna().any():
+                    ax.plot(x, stats["null"], color=color, ls="--", lw=0.9,
+                            label=f"{_metric_label(metric)} null")  # fmt: skip
+            if sub.empty:
+                ax.text(0.5, 0.5, "no layer rows", ha="center", va="center",
+                        transform=ax.transAxes, color="#777777")  # fmt: skip
+            ax.set_title(f"{model}: {COMPARISON_STYLE[comp]['label']}", fontsize=9)
+            ax.set_ylim(y_range)
+            ax.set_xlabel("layer")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(True, color="#dddddd", lw=0.5)
+        row[0].set_ylabel("score (mean over pairs)")
+    _legend_below(fig, grid.ravel(), ncols=min(4, 2 * len(metrics)))
+    fig.suptitle(
+        "Every metric by layer (dashed: its shuffled-pairing null)\n"
+        f"(N={_range_text(df['n'])} sentences)",
+        fontsize=10,
+    )
     return save_figure(fig, out_stem)

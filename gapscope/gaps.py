@@ -1069,7 +1069,7 @@ SUMMARY_PAGES: tuple[str, ...] = (
 )  # fmt: skip
 SUMMARY_FIGURES: tuple[str, ...] = (
     "layer_curves", "cross_lingual_curves", "models_cross_modal", "modality_vs_language",
-    "length_adaptation",
+    "length_adaptation", "metrics_by_layer",
 )  # fmt: skip
 
 

@@ -67,7 +67,11 @@ __all__ = [
     "CCA_METRICS",
     "COLUMNS",
     "GRAM_METRICS",
+    "MARGIN_NEIGHBOURS",
     "METRICS",
+    "NEIGHBOUR_METRICS",
+    "POINTWISE_METRICS",
+    "RETRIEVAL_METRICS",
     "PairScores",
     "PreparedView",
     "SvccaResult",
@@ -84,9 +88,14 @@ __all__ = [
     "to_numpy",
 ]
 
-METRICS = ("svcca", "pwcca", "cka", "cka_debiased")
 CCA_METRICS = ("svcca", "pwcca")
 GRAM_METRICS = ("cka", "cka_debiased")
+RETRIEVAL_METRICS = ("retrieval", "retrieval_cosine")
+NEIGHBOUR_METRICS = ("mknn",)
+METRICS = (*CCA_METRICS, *GRAM_METRICS, *RETRIEVAL_METRICS, *NEIGHBOUR_METRICS)
+# metrics that compare sentences one by one (need both views in one space only for retrieval)
+POINTWISE_METRICS = (*RETRIEVAL_METRICS, *NEIGHBOUR_METRICS)
+MARGIN_NEIGHBOURS = 4  # k of the ratio margin (Artetxe & Schwenk 2019; LASER's xsim)
 COLUMNS = (
     "view_a",
     "view_b",
@@ -156,8 +165,10 @@ class PreparedView:
     """Everything a pair needs from one view (one tap), computed once per view.
 
     ``cca``: the SVCCA reduction (CCA metrics); ``folds``: the two held-out folds
-    (CCA metrics with ``heldout``); ``gram``: the doubly centred Gram matrix (CKA metrics).
-    Each is None when no requested metric needs it.
+    (CCA metrics with ``heldout``); ``gram``: the doubly centred Gram matrix (CKA metrics);
+    ``unit``: the rows scaled to unit length, in float32 (retrieval); ``knn``: each
+    sentence's nearest neighbours in the view by cosine, itself excluded, nearest first,
+    ties to the lowest row (mknn). Each is None when no requested metric needs it.
     """
 
     n: int
@@ -165,6 +176,8 @@ class PreparedView:
     cca: Reduction | None = None
     folds: tuple[Fold, Fold] | None = None
     gram: Array | None = None
+    unit: Array | None = None
+    knn: np.ndarray | None = None
 
     def map(self, convert: Callable[[Array], Array]) -> PreparedView:
         """The same view with every array passed through ``convert`` (e.g. to a device)."""
@@ -178,7 +191,8 @@ class PreparedView:
         if self.folds is not None:
             folds = tuple(Fold(red(f.red), convert(f.proj)) for f in self.folds)
         gram = None if self.gram is None else convert(self.gram)
-        return PreparedView(self.n, self.dim, red(self.cca), folds, gram)
+        unit = None if self.unit is None else convert(self.unit)
+        return PreparedView(self.n, self.dim, red(self.cca), folds, gram, unit, self.knn)
 
 
 @dataclass(frozen=True)
@@ -566,29 +580,42 @@ def prepare_view(
     epsilon: float = 1e-10,
     heldout: bool = False,
     seed: int = 0,
+    mknn_k: int = 10,
+    standardize: bool = False,
     device: Any = "cpu",
 ) -> PreparedView:
     """Everything one view contributes to any pair, for the requested metrics.
 
     Validates and centres ``x`` (``name`` appears in errors), then keeps what the metrics
     need: the SVCCA reduction (CCA metrics), the two held-out folds (CCA metrics with
-    ``heldout``; halves from ``seed`` and n, as :func:`pairwise` splits them) and the doubly
-    centred Gram matrix (CKA). One Gram matrix serves the CKA metrics, the reduction when
-    dim > n and the folds. ``device``: ``"cpu"`` (numpy) or a torch device.
+    ``heldout``; halves from ``seed`` and n, as :func:`pairwise` splits them), the doubly
+    centred Gram matrix (CKA), the unit-length rows (retrieval) and the ``mknn_k`` nearest
+    neighbours of every sentence (mknn). One Gram matrix serves the CKA metrics, the
+    reduction when dim > n and the folds. ``standardize``: z-score every dimension first (see
+    :func:`pairwise`). ``device``: ``"cpu"`` (numpy) or a torch device.
     """
     chosen = _check_metrics(metrics)
     _check_cca_options(variance, k, epsilon)
     arr = _as_array(x, name)
     n, d = arr.shape
     cca = any(m in CCA_METRICS for m in chosen)
+    gram_metrics = any(m in GRAM_METRICS for m in chosen)
     if cca and heldout and n < 6:
         raise ValueError(
             f"the held-out score needs at least 6 sentences (3 per half), view {name!r} has {n}"
         )
     if "cka_debiased" in chosen and n < 4:
         raise ValueError(f"debiased CKA needs at least 4 sentences, view {name!r} has {n}")
-    xc, _ = _centre(_on_device(arr, device), name)
-    need_gram = any(m in GRAM_METRICS for m in chosen) or (cca and (d > n or heldout))
+    if "mknn" in chosen and not (isinstance(mknn_k, int | np.integer) and 1 <= mknn_k < n):
+        raise ValueError(
+            f"mknn: k must be an integer in [1, n - 1] = [1, {n - 1}] for view {name!r}, "
+            f"got {mknn_k!r}"
+        )
+    x_dev = _on_device(arr, device)
+    xc, _ = _centre(x_dev, name)
+    if standardize:
+        xc = x_dev = _standardized(xc)
+    need_gram = gram_metrics or (cca and (d > n or heldout))
     gram = _gram(xc) if need_gram else None
     opts = {"variance": variance, "k": k, "epsilon": epsilon}
     red = _reduce(xc, gram=gram if d > n else None, **opts) if cca else None
@@ -598,8 +625,53 @@ def prepare_view(
         folds = tuple(
             _fold(xc, fit, test, name, gram, **opts) for fit, test in (halves, halves[::-1])
         )
-    keep_gram = any(m in GRAM_METRICS for m in chosen)
-    return PreparedView(n, d, red, folds, _double_centre(gram) if keep_gram else None)
+    unit = knn = None
+    if any(m in POINTWISE_METRICS for m in chosen):
+        unit = _unit_rows(x_dev, name)
+        if "mknn" in chosen:
+            knn = _neighbours(unit, mknn_k)
+    return PreparedView(n, d, red, folds, _double_centre(gram) if gram_metrics else None, unit, knn)
+
+
+def _standardized(xc: Array) -> Array:
+    """Centred columns divided by their standard deviation (constant columns stay zero)."""
+    std = (xc * xc).mean(0) ** 0.5
+    return xc / _xp(xc).where(std > 0, std, 1.0)
+
+
+def _unit_rows(x: Array, name: Hashable) -> Array:
+    """Rows scaled to unit length, rounded to float32 (the activations' precision)."""
+    norm = (x * x).sum(1) ** 0.5
+    zero = to_numpy(norm == 0)
+    if zero.any():
+        rows = np.flatnonzero(zero)
+        raise ValueError(
+            f"view {name!r} has {len(rows)} zero vectors (first: row {rows[0]}); cosine "
+            "similarity is undefined for them"
+        )
+    unit = x / norm[:, None]
+    return unit.astype(np.float32) if _is_numpy(unit) else unit.float()
+
+
+def _cosines(ua: Array, ub: Array) -> Array:
+    """Cosine similarities of float32 unit rows, computed in float64."""
+    if _is_numpy(ua):
+        return ua.astype(np.float64) @ ub.astype(np.float64).T
+    return ua.double() @ ub.double().mT
+
+
+def _neighbours(unit: Array, k: int) -> np.ndarray:
+    """(n, k) nearest neighbours of every row by cosine, itself excluded, nearest first;
+    ties go to the lowest row index."""
+    sim = _cosines(unit, unit)
+    n = sim.shape[0]
+    diag = _index(sim, np.arange(n))
+    sim[diag, diag] = -np.inf
+    if _is_numpy(sim):
+        order = np.argsort(-sim, axis=1, kind="stable")
+    else:
+        order = _xp(sim).argsort(-sim, dim=1, stable=True)
+    return to_numpy(order[:, :k]).astype(np.int32)
 
 
 # --------------------------------------------------------------------------- pair kernels
@@ -812,11 +884,89 @@ def compare_views(
             null = _gram_scores(ga, gb, p, debiased) if p is not None and len(p) else []
             mean, std = _summarise_null(null)
             out[i][metric] = PairScores(score, mean, std, math.nan, va.n, va.dim, vb.dim)
+    retrieval = [m for m in chosen if m in RETRIEVAL_METRICS]
+    for i, (va, vb, perms) in enumerate(items):
+        if retrieval:
+            out[i].update(_retrieval_scores(va, vb, perms, retrieval))
+        if "mknn" in chosen:
+            out[i]["mknn"] = _mknn_scores(va, vb, perms)
     return [{m: row[m] for m in chosen} for row in out]
 
 
 def _any_array(view: PreparedView) -> Array:
-    return view.cca.u if view.cca is not None else view.gram
+    for array in (view.cca.u if view.cca else None, view.gram, view.unit):
+        if array is not None:
+            return array
+    return np.empty(0)
+
+
+def _topk_mean(s: Array, k: int, axis: int) -> np.ndarray:
+    """Mean of the k largest values along ``axis``."""
+    if _is_numpy(s):
+        n = s.shape[axis]
+        return np.partition(s, n - k, axis=axis).take(range(n - k, n), axis=axis).mean(axis)
+    return to_numpy(_xp(s).topk(s, k, dim=axis).values.mean(axis))
+
+
+def _accuracy(rows: np.ndarray, cols: np.ndarray, perm: np.ndarray | None) -> float:
+    """Top-1 accuracy both ways from each row's and column's best match; with ``perm``,
+    sentence i of a counts as paired with sentence perm[i] of b."""
+    n = len(rows)
+    gold = np.arange(n) if perm is None else perm
+    return float(((rows == gold).mean() + (cols[gold] == np.arange(n)).mean()) / 2)
+
+
+def _retrieval_scores(
+    va: PreparedView, vb: PreparedView, perms: np.ndarray | None, metrics: Sequence[str]
+) -> dict[str, PairScores]:
+    """Top-1 retrieval accuracy between two views, both directions averaged (xsim = 1 - it).
+
+    ``retrieval`` scores candidates with the ratio margin of Artetxe & Schwenk (2019):
+    cos(x, y) / ((mean cos of x to its 4 nearest in b + mean cos of y to its 4 nearest in a)
+    / 2); ``retrieval_cosine`` with the cosine alone. Ties go to the lowest index. The null
+    pairs sentence i of a with sentence perm[i] of b and keeps every best match (a
+    permutation relabels b's rows; it does not move them), so a draw costs O(n).
+    """
+    if va.unit is None or vb.unit is None:
+        raise ValueError("retrieval: the views were prepared without their unit rows")
+    cos = _cosines(va.unit, vb.unit)
+    out = {}
+    for metric in metrics:
+        margin = metric == "retrieval"
+        score = cos
+        if margin:
+            k = min(MARGIN_NEIGHBOURS, va.n)
+            ra = _like(_topk_mean(cos, k, 1), cos)
+            rb = _like(_topk_mean(cos, k, 0), cos)
+            score = cos / ((ra[:, None] + rb[None, :]) / 2)
+        rows, cols = to_numpy(score.argmax(1)), to_numpy(score.argmax(0))
+        null = [_accuracy(rows, cols, p) for p in (() if perms is None else perms)]
+        mean, std = _summarise_null(null)
+        k_used = MARGIN_NEIGHBOURS if margin else 0
+        out[metric] = PairScores(
+            _accuracy(rows, cols, None), mean, std, math.nan, va.n, k_used, k_used
+        )
+    return out
+
+
+def _mknn_scores(va: PreparedView, vb: PreparedView, perms: np.ndarray | None) -> PairScores:
+    """Mutual k-NN alignment (Huh et al. 2024): mean over sentences of |NN_a(i) ∩ NN_b(i)|/k.
+
+    The null relabels b's neighbour lists by each permutation: sentence i of a meets
+    sentence perm[i] of b, whose neighbours perm⁻¹(NN_b(perm[i])) count, in O(n k).
+    """
+    if va.knn is None or vb.knn is None:
+        raise ValueError("mknn: the views were prepared without their neighbours")
+    ka, kb = va.knn, vb.knn
+    n, k = ka.shape
+    if kb.shape != ka.shape:
+        raise ValueError(f"mknn: neighbour lists of shapes {ka.shape} and {kb.shape}")
+    member = np.zeros((n, n), dtype=bool)
+    member[np.arange(n)[:, None], kb] = True
+    score = float(member[np.arange(n)[:, None], ka].mean())
+    null = [float(member[p[:, None], p[ka]].mean()) for p in (() if perms is None else perms)]
+    mean, std = _summarise_null(null)
+    return PairScores(score, mean, std, math.nan, n, k, k)
 
 
 def _compare_cca(
@@ -1075,17 +1225,44 @@ def pairwise(
     bootstrap: int = 0,
     ci: float = 0.95,
     seed: int = 0,
+    mknn_k: int = 10,
+    standardize: bool = False,
     device: Any = None,
     dtype: Any = None,
 ) -> pd.DataFrame:
     """Similarity of many view pairs, one preparation per view, with optional calibration.
 
     ``views`` maps any hashable name to an ``(n, dim)`` array (rows aligned across views);
-    ``pairs`` lists ``(name_a, name_b)``. ``metric`` is one of ``svcca``, ``pwcca``, ``cka``,
-    ``cka_debiased``, or a sequence of them (rows metric by metric, pairs in order within;
-    definitions in the module docstring; ``variance``, ``k`` and ``epsilon`` apply to the CCA
-    metrics). Each view is prepared once (:func:`prepare_view`: centred, reduced by eigh of
-    the Gram matrix when dim > n, else thin SVD; Gram matrix for CKA) and each pair scored
+    ``pairs`` lists ``(name_a, name_b)``. ``metric`` is one of :data:`METRICS`, or a sequence
+    of them (rows metric by metric, pairs in order within; definitions in the module
+    docstring; ``variance``, ``k`` and ``epsilon`` apply to the CCA metrics).
+
+    Sentence-level metrics, on the pooled vectors as they are (not centred):
+
+    - ``retrieval``: top-1 accuracy of finding sentence i of b from sentence i of a among
+      all n sentences of b, averaged over both directions (1 - it is the xsim error rate of
+      LASER/SONAR), candidates scored with the ratio margin of Artetxe & Schwenk (2019) over
+      :data:`MARGIN_NEIGHBOURS` neighbours; ``retrieval_cosine``: with the cosine alone.
+      Chance is 1/n; ties go to the lowest index. Meaningful only where both views live in
+      one space (the caller decides; the similarity stage asks only such pairs).
+      ``k_a``/``k_b``: the margin's neighbours (4), 0 for cosine.
+    - ``mknn``: mutual k-NN alignment (Huh et al. 2024): within each view the ``mknn_k``
+      nearest neighbours of every sentence by cosine (itself excluded, ties to the lowest
+      index), score = mean over sentences of the share of neighbours both views agree on;
+      chance about ``mknn_k / (n - 1)``. ``k_a``/``k_b``: ``mknn_k``.
+
+    For these the null relabels b's sentences by each permutation (best matches and
+    neighbour lists are kept, so a draw costs O(n)), and no bootstrap interval is given:
+    resampling with replacement duplicates sentences, which ties their retrieval scores.
+    ``standardize``: z-score every dimension of each view first (off by default). A few
+    large ("rogue") dimensions can dominate cosine similarity and CKA (Timkey & van
+    Schijndel 2021), and SVCCA's 99%-variance reduction too, which then keeps little
+    more than them; z-scoring gives every dimension the same variance. It changes what
+    SVCCA means (the reference definition centres and does not z-score), so it is an
+    option to compare against, not a default.
+
+    Each view is prepared once (:func:`prepare_view`: centred, reduced by eigh of the Gram
+    matrix when dim > n, else thin SVD; Gram matrix for CKA) and each pair scored
     from the prepared views (:func:`compare_views`); scores equal those of :func:`svcca` /
     :func:`pwcca` / :func:`linear_cka` on the same pair.
 
@@ -1160,7 +1337,15 @@ def pairwise(
                 f"the held-out score needs at least 6 sentences (3 per half), views {a!r} "
                 f"and {b!r} have {n}"
             )
-    opts = {"metrics": chosen, "variance": variance, "k": k, "epsilon": epsilon, "device": dev}
+    opts = {
+        "metrics": chosen,
+        "variance": variance,
+        "k": k,
+        "epsilon": epsilon,
+        "mknn_k": mknn_k,
+        "standardize": standardize,
+        "device": dev,
+    }
     prepared = {
         nm: prepare_view(x, name=nm, heldout=heldout, seed=seed, **opts) for nm, x in data.items()
     }
@@ -1216,8 +1401,11 @@ def _bootstrap(
     dt: Any,
 ) -> dict[str, np.ndarray]:
     """metric -> (pairs, count) resampled scores; each view is redone once per resample."""
-    chosen = opts["metrics"]
+    chosen = [m for m in opts["metrics"] if m not in POINTWISE_METRICS]
+    opts = {**opts, "metrics": chosen}
     boot = {m: np.full((len(pair_list), count), np.nan) for m in chosen}
+    if not chosen:
+        return boot
     by_n: dict[int, list[int]] = {}
     for i, (a, _) in enumerate(pair_list):
         by_n.setdefault(int(data[a].shape[0]), []).append(i)

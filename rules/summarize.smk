@@ -218,6 +218,13 @@ rule summarize_figures:
             labels={"figure": "modality gap vs language gap", "model": "all models"},
         ),
         gap_png="results/figures/modality_vs_language.png",
+        metrics_svg=report(
+            "results/figures/metrics_by_layer.svg",
+            caption="report/metrics_by_layer.rst",
+            category="Figures",
+            labels={"figure": "every metric by layer", "model": "all models"},
+        ),
+        metrics_png="results/figures/metrics_by_layer.png",
     params:
         metric=SUMMARY_METRIC,
     conda:

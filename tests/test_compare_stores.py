@@ -16,6 +16,8 @@ OPTIONS = {
     "heldout": True,
     "bootstrap": 0,
     "seed": 0,
+    "mknn": {"k": 10},
+    "standardize": False,
 }
 BASE = {
     "model": "m",

@@ -226,3 +226,44 @@ def test_same_config_twice_gives_identical_results(demo_run, tmp_path):
     old = pd.read_parquet(tmp_path / "summary/similarity.parquet")
     new = pd.read_parquet(again / "results/summary/similarity.parquet")
     pd.testing.assert_frame_equal(old, new, check_exact=True)
+
+
+def test_sentence_level_metrics_drive_the_summaries(demo_run, tmp_path):
+    """retrieval, retrieval_cosine and mknn beside SVCCA, retrieval as summarize.metric:
+    every summary and the figure across metrics are written; SeamlessM4T's text and speech
+    encoders share one space only at encoder_out ~ post_adaptor, so that is the one
+    cross-modal retrieval tap pair."""
+    import shutil
+
+    workdir, _ = demo_run
+    again = tmp_path / "metrics"
+    shutil.copytree(workdir, again, ignore=shutil.ignore_patterns(".snakemake"))
+    for stage in ("similarity", "summary"):  # no metadata was copied to see the change
+        shutil.rmtree(again / "results" / stage)
+    cfg = yaml.safe_load((again / "config.yaml").read_text())
+    cfg["similarity"].update(
+        metrics=["svcca", "retrieval", "retrieval_cosine", "mknn"], mknn={"k": 5}
+    )
+    cfg["summarize"] = {"metric": "retrieval"}
+    (again / "config.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(again)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "extract_activations" not in result.stderr  # similarity options rerun no extraction
+    table = pd.read_parquet(again / "results/summary/similarity.parquet")
+    assert set(table["metric"]) == {"svcca", "retrieval", "retrieval_cosine", "mknn"}
+    retrieval = table[table["metric"] == "retrieval"]
+    modal = retrieval[retrieval["comparison"] == "cross_modal"]
+    assert set(zip(modal["tap_a"], modal["tap_b"], strict=True)) == {
+        ("encoder_out", "post_adaptor")
+    }
+    assert (retrieval["comparison"] == "cross_lingual_text").sum() == 3 * 6
+    assert retrieval["score"].between(0, 1).all() and retrieval["null_mean"].notna().all()
+    mknn = table[table["metric"] == "mknn"]
+    assert (mknn["k_a"] == 5).all() and len(mknn) == len(table[table["metric"] == "svcca"])
+    gaps = pd.read_csv(again / "results/summary/gaps.csv").set_index("tap")
+    assert set(gaps["metric"]) == {"retrieval"}
+    assert gaps.loc["encoder_out~post_adaptor", "cross_modal"] == pytest.approx(
+        modal["score"].mean()
+    )
+    assert gaps.loc["layer04", ["cross_lingual_text", "cross_lingual_speech"]].notna().all()
+    assert (again / "results/figures/metrics_by_layer.svg").stat().st_size > 5000

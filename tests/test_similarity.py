@@ -658,3 +658,137 @@ def test_property_invariant_to_rotation_scale_offset(seed, scale, shift):
     assert svcca(x, y2) == pytest.approx(svcca(x, y), abs=1e-8)
     assert pwcca(x, y2) == pytest.approx(pwcca(x, y), abs=1e-8)
     assert linear_cka(x, y2) == pytest.approx(linear_cka(x, y), abs=1e-8)
+
+
+# --------------------------------------------------------------------------- sentence-level
+
+
+POINTWISE = ["retrieval", "retrieval_cosine", "mknn"]
+
+
+def paired(rng, n: int = 150, d: int = 40, noise: float = 0.4):
+    """Two noisy copies of the same sentences, with a shared mean offset (raw pooled vectors
+    are not centred)."""
+    z = rng.standard_normal((n, d))
+    offset = 2.0 * rng.standard_normal(d)
+    return offset + z + noise * rng.standard_normal(
+        (n, d)
+    ), offset + z + noise * rng.standard_normal((n, d))
+
+
+def test_identical_views_retrieve_and_agree_perfectly():
+    x, _ = paired(rng_for(40))
+    table = pairwise({"a": x, "b": x.copy()}, [("a", "b")], metric=POINTWISE)
+    assert (table["score"] == 1.0).all()
+    assert table.set_index("metric").loc[
+        ["retrieval", "retrieval_cosine", "mknn"], "k_a"
+    ].tolist() == [4, 0, 10]
+
+
+def test_independent_views_score_chance():
+    rng = rng_for(41)
+    n, k = 300, 10
+    x, y = rng.standard_normal((n, 50)), rng.standard_normal((n, 50))
+    table = pairwise({"x": x, "y": y}, [("x", "y")], metric=POINTWISE, null_permutations=30,
+                     mknn_k=k).set_index("metric")  # fmt: skip
+    for metric in ("retrieval", "retrieval_cosine"):
+        spread = np.sqrt(1 / n / (2 * n))  # mean of 2n Bernoulli(1/n)
+        assert table.loc[metric, "score"] < 1 / n + 5 * spread
+        assert table.loc[metric, "null_mean"] == pytest.approx(1 / n, abs=5 * spread)
+    chance = k / (n - 1)
+    spread = np.sqrt(chance / (n * k))
+    assert table.loc["mknn", "score"] == pytest.approx(chance, abs=6 * spread)
+    assert table.loc["mknn", "null_mean"] == pytest.approx(chance, abs=3 * spread)
+
+
+def test_retrieval_and_mknn_invariant_to_rotation_and_global_scale():
+    rng = rng_for(42)
+    x, y = paired(rng, noise=1.0)
+    q = random_orthogonal(rng, x.shape[1])
+    base = pairwise({"x": x, "y": y}, [("x", "y")], metric=POINTWISE)
+    # one space: rotate both views alike, scale each as it likes
+    moved = pairwise({"x": 3.0 * x @ q, "y": 0.2 * y @ q}, [("x", "y")], metric=POINTWISE)
+    np.testing.assert_array_equal(moved["score"], base["score"])
+    # neighbours live within a view: mknn does not care how the other view is rotated
+    other = pairwise({"x": x, "y": 7.0 * y @ random_orthogonal(rng, x.shape[1])},
+                     [("x", "y")], metric="mknn")  # fmt: skip
+    assert other["score"].iloc[0] == base.set_index("metric").loc["mknn", "score"]
+    assert 0.2 < base.set_index("metric").loc["retrieval", "score"] < 1.0  # not trivial
+
+
+def test_margin_beats_cosine_on_a_planted_hub():
+    """A hub is close to every query: here b's vector of one sentence points along the mean
+    that all raw vectors share. It captures queries under plain cosine; the ratio margin
+    divides by how close a candidate is to everything, which is what it exists for."""
+    scores = {}
+    for hub in (False, True):
+        rng = rng_for(43)
+        n, d = 200, 50
+        mean = 8.0 * np.ones(d) / np.sqrt(d)
+        z = rng.standard_normal((n, d))
+        x = mean + z + rng.standard_normal((n, d))
+        y = mean + z + rng.standard_normal((n, d))
+        if hub:
+            y[7] = mean + 0.05 * rng.standard_normal(d)
+        table = pairwise({"x": x, "y": y}, [("x", "y")], metric=POINTWISE[:2])
+        scores[hub] = table.set_index("metric")["score"]
+    cosine_loss = scores[False]["retrieval_cosine"] - scores[True]["retrieval_cosine"]
+    margin_loss = scores[False]["retrieval"] - scores[True]["retrieval"]
+    assert cosine_loss >= 0.03  # the hub takes queries from plain cosine
+    assert margin_loss <= cosine_loss / 4
+    assert scores[True]["retrieval"] > scores[True]["retrieval_cosine"] + 0.05
+
+
+def test_ties_go_to_the_lowest_index():
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]])
+    y = x.copy()
+    y[1] = y[0]  # sentences 0 and 1 of b are the same vector
+    table = pairwise({"x": x, "y": y}, [("x", "y")], metric="retrieval_cosine")
+    # a->b: sentence 1 (x=[0,1]) retrieves b's 2 ([1,1]); the others are right (0 beats 1)
+    # b->a: b's 1 ([1,0]) retrieves a's 0; the others are right: (3/4 + 3/4) / 2
+    assert table["score"].iloc[0] == 0.75
+
+
+def test_pointwise_null_equals_the_permuted_pairs_scored_from_scratch():
+    """Without ties, relabelling b's best matches and neighbours by a permutation is the
+    same as permuting b's rows and scoring again."""
+    x, y = paired(rng_for(44), n=80, noise=1.2)
+    perms = pair_permutations(1, "x", "y", 80, 5)
+    table = pairwise({"x": x, "y": y}, [("x", "y")], metric=POINTWISE, null_permutations=5,
+                     seed=1, mknn_k=5).set_index("metric")  # fmt: skip
+    for metric in POINTWISE:
+        draws = [
+            pairwise({"x": x, "y": y[p]}, [("x", "y")], metric=metric, mknn_k=5)["score"].iloc[0]
+            for p in perms
+        ]
+        assert table.loc[metric, "null_mean"] == pytest.approx(np.mean(draws), abs=1e-12)
+        assert table.loc[metric, "null_std"] == pytest.approx(np.std(draws, ddof=1), abs=1e-12)
+
+
+def test_standardize_removes_a_rogue_dimension():
+    """One dimension with a huge value of its own per view dominates cosine, CKA and even
+    SVCCA's 99%-variance reduction (it keeps that dimension alone); z-scoring every
+    dimension restores the shared structure for every metric."""
+    rng = rng_for(45)
+    x, y = paired(rng, n=200, d=20, noise=0.3)
+    x[:, 0], y[:, 0] = 80.0 * rng.standard_normal(200), 80.0 * rng.standard_normal(200)
+    metrics = [*POINTWISE, "cka", "svcca"]
+    raw = pairwise({"x": x, "y": y}, [("x", "y")], metric=metrics).set_index("metric")
+    std = pairwise({"x": x, "y": y}, [("x", "y")], metric=metrics, standardize=True)
+    std = std.set_index("metric")
+    assert raw.loc["svcca", "k_a"] == 1
+    for metric in metrics:
+        assert std.loc[metric, "score"] > raw.loc[metric, "score"] + 0.3, metric
+
+
+def test_pointwise_metrics_get_no_bootstrap_interval_and_check_k():
+    x, y = paired(rng_for(46), n=40)
+    table = pairwise({"x": x, "y": y}, [("x", "y")], metric=["mknn", "svcca"], bootstrap=5)
+    assert table.set_index("metric").loc["mknn", ["ci_low", "ci_high"]].isna().all()
+    assert table.set_index("metric").loc["svcca", ["ci_low", "ci_high"]].notna().all()
+    with pytest.raises(ValueError, match=r"mknn: k must be an integer in \[1, n - 1\] = \[1, 39\]"):
+        pairwise({"x": x, "y": y}, [("x", "y")], metric="mknn", mknn_k=40)
+    zero = x.copy()
+    zero[3] = 0.0
+    with pytest.raises(ValueError, match="'z' has 1 zero vectors \\(first: row 3\\)"):
+        pairwise({"x": x, "z": zero}, [("x", "z")], metric="retrieval")

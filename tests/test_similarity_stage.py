@@ -31,6 +31,8 @@ CONFIG = {
     "heldout": True,
     "bootstrap": 0,
     "seed": 2,
+    "mknn": {"k": 10},
+    "standardize": False,
     "device": "auto",
 }
 TAPS = ("layer00", "layer01", "encoder_out")
@@ -159,3 +161,42 @@ def test_pair_rows_round_trip_exactly_through_tsv(tmp_path, stores):
     pd.testing.assert_frame_equal(again, expected)  # bit-identical floats, NaN kept
     assert again["ci_low"].isna().all() and again["n"].dtype == np.int64
     assert read_tables([]).columns.tolist() == expected.columns.tolist()
+
+
+@pytest.mark.parametrize(
+    ("adapter", "one_space"),
+    [
+        ("seamless_m4t_v2", {("encoder_out", "post_adaptor")}),
+        ("speech_llm", {("layer00", "layer00"), ("layer01", "layer01")}),
+    ],
+)
+def test_retrieval_rows_only_where_both_views_live_in_one_space(tmp_path, adapter, one_space):
+    """Across modalities retrieval is computed only at the tap pairs the adapter's family
+    declares as one space; the metrics that never compare vectors across views everywhere."""
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((30, 4))
+    ids = np.arange(30)
+
+    def data(taps):
+        return {
+            t: z @ rng.standard_normal((4, 6)) + 0.3 * rng.standard_normal((30, 6)) for t in taps
+        }
+
+    extra = {"adapter": adapter}
+    text = make(tmp_path / "t.zarr", ids, data(("layer00", "layer01", "encoder_out")),
+                language="eng_Latn", modality="text", **extra)  # fmt: skip
+    speech_taps = ("layer00", "layer01", "encoder_out", "pre_adaptor", "post_adaptor")
+    speech = make(tmp_path / "s.zarr", ids, data(speech_taps), language="eng_Latn",
+                  modality="speech", **extra)  # fmt: skip
+    config = {**CONFIG, "metrics": ["retrieval", "retrieval_cosine", "mknn", "svcca"],
+              "mknn": {"k": 5}}  # fmt: skip
+    table = compare_stores(text, speech, model="m", adapter=adapter, options=config)
+    pairs = {m: set(zip(g["tap_a"], g["tap_b"], strict=True)) for m, g in table.groupby("metric")}
+    assert pairs["retrieval"] == pairs["retrieval_cosine"] == one_space
+    assert pairs["mknn"] == pairs["svcca"] and len(pairs["mknn"]) > len(one_space)
+    assert (table.loc[table["metric"] == "mknn", ["k_a", "k_b"]] == 5).all().all()
+    # across languages every tap pair is one space
+    other = make(tmp_path / "d.zarr", ids, data(("layer00", "layer01", "encoder_out")),
+                 language="deu_Latn", modality="text", **extra)  # fmt: skip
+    table = compare_stores(other, text, model="m", adapter=adapter, options=config)
+    assert len(table[table["metric"] == "retrieval"]) == 3

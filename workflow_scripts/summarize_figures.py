@@ -1,4 +1,4 @@
-"""Rule summarize_figures: layer curves, models compared, modality vs language gap."""
+"""Rule summarize_figures: layer curves, models compared, modality vs language gap, metrics."""
 
 import logging
 from pathlib import Path
@@ -30,6 +30,7 @@ plots = [
         out.gap_svg,
         lambda stem: figures.plot_modality_vs_language(per_language, stem, metric=metric),
     ),
+    (out.metrics_svg, lambda stem: figures.plot_metrics_by_layer(similarity, stem)),
 ]
 for svg, plot in plots:
     stem = Path(svg).with_suffix("")

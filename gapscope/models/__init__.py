@@ -37,12 +37,25 @@ class Family:
     language. ``named_pairs`` are the (text tap, speech tap) pairs compared across
     modalities besides same-index layers; ``length_adaptation`` is the (before, after) pair
     of named pairs that shows the effect of length adaptation.
+
+    Which cross-modal pairs live in *one* space (so that sentence-level retrieval between
+    them means something): ``shared_layers`` says the text and speech ``layerNN`` are the
+    same network's layers (a speech-LLM's LLM), ``shared_space`` names further (text tap,
+    speech tap) pairs the model itself treats as one space (both feed the same decoder, or
+    one is trained to match the other).
     """
 
     name: str
     language_column: dict[str, str | None]
     named_pairs: tuple[tuple[str, str], ...] = ()
     length_adaptation: tuple[tuple[str, str], tuple[str, str]] | None = None
+    shared_layers: bool = False
+    shared_space: tuple[tuple[str, str], ...] = ()
+
+    def one_space(self, text_tap: str, speech_tap: str) -> bool:
+        """Whether a cross-modal tap pair lives in one representation space."""
+        same_layer = text_tap == speech_tap and LAYER_TAP.fullmatch(text_tap) is not None
+        return (self.shared_layers and same_layer) or (text_tap, speech_tap) in self.shared_space
 
     def supports(self, language: str, modality: str) -> bool:
         """Whether the family has the language in that modality."""
@@ -55,23 +68,31 @@ class Family:
 
 
 SEAMLESS_PAIRS = (("encoder_out", "pre_adaptor"), ("encoder_out", "post_adaptor"))
+# SeamlessM4T: the text and speech encoders are different networks, so their layers share no
+# space; the text encoder output and the speech encoder's adapted output are both what the
+# one text decoder reads (cross-attention), so those two do.
 FAMILIES: dict[str, Family] = {
     name: Family(
         name,
         {"text": "seamless", "speech": "seamless"},
         named_pairs=SEAMLESS_PAIRS,
         length_adaptation=SEAMLESS_PAIRS,
+        shared_space=(("encoder_out", "post_adaptor"),),
     )
     for name in ("seamless_m4t_v2", "seamless_m4t")
 }
 # Speech-LLMs: text token embeddings (layer00) against the audio encoder output before
 # length adaptation and against the connector output the LLM receives (after it).
 SPEECH_LLM_ADAPTATION = (("layer00", "encoder_out"), ("layer00", "projector_out"))
+# One LLM reads both modalities: its layers are shared, and the projector writes into the
+# LLM's input space, where the text token embeddings live.
 FAMILIES["speech_llm"] = Family(
     "speech_llm",
     {"text": None, "speech": None},
     named_pairs=(*SPEECH_LLM_ADAPTATION, ("llm_out", "llm_out")),
     length_adaptation=SPEECH_LLM_ADAPTATION,
+    shared_layers=True,
+    shared_space=(("layer00", "projector_out"), ("llm_out", "llm_out")),
 )
 # SALMONN: the window-level Q-Former is the length adaptor. Text token embeddings (layer00)
 # against its input (Whisper + BEATs features) and its projected output (the speech tokens
@@ -82,16 +103,21 @@ FAMILIES["salmonn"] = Family(
     {"text": None, "speech": None},
     named_pairs=SALMONN_ADAPTATION,
     length_adaptation=SALMONN_ADAPTATION,
+    shared_layers=True,
+    shared_space=(("layer00", "qformer_out"),),
 )
 # SONAR: the attention pooler is the length adaptation. The text sentence embedding against
 # the speech encoder output the pooler reads (mean-pooled) and against the pooled speech
 # embedding (paper 1b). Speech encoders exist for fewer languages than the text encoder.
 SONAR_ADAPTATION = (("pooled", "pre_pooler"), ("pooled", "pooled"))
+# SONAR's speech encoders are trained to map an utterance onto the text encoder's sentence
+# embedding: the two ``pooled`` taps are one space (the one xsim is measured in).
 FAMILIES["sonar"] = Family(
     "sonar",
     {"text": "sonar_text", "speech": "sonar_speech"},
     named_pairs=SONAR_ADAPTATION,
     length_adaptation=SONAR_ADAPTATION,
+    shared_space=(("pooled", "pooled"),),
 )
 
 

@@ -84,6 +84,8 @@ class Options:
     heldout: bool
     bootstrap: int
     seed: int
+    mknn_k: int
+    standardize: bool
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Options:
@@ -97,6 +99,8 @@ class Options:
                 heldout=bool(section["heldout"]),
                 bootstrap=int(section["bootstrap"]),
                 seed=int(section["seed"]),
+                mknn_k=int(section["mknn"]["k"]),
+                standardize=bool(section["standardize"]),
             )
         except KeyError as err:
             raise KeyError(f"similarity.{err.args[0]} is missing from the options") from err
@@ -110,11 +114,15 @@ class Options:
         key: dict[str, Any] = {
             "cca": self.cca,
             "gram": any(m in sim.GRAM_METRICS for m in self.metrics),
+            "unit": any(m in sim.POINTWISE_METRICS for m in self.metrics),
+            "standardize": self.standardize,
         }
         if self.cca:
             key.update(variance=self.variance, k=self.k, heldout=self.heldout)
             if self.heldout:
                 key["seed"] = self.seed  # the held-out halves
+        if "mknn" in self.metrics:
+            key["mknn_k"] = self.mknn_k
         return key
 
     def prepare_kwargs(self) -> dict[str, Any]:
@@ -125,6 +133,8 @@ class Options:
             "k": self.k,
             "heldout": self.heldout,
             "seed": self.seed,
+            "mknn_k": self.mknn_k,
+            "standardize": self.standardize,
         }
 
 
@@ -198,8 +208,9 @@ def save_prepared(prepared: PreparedStore, path: str | Path) -> None:
         for i, fold in enumerate(view.folds or ()):
             arrays.update(_reduction_arrays(f"{tap}/fold{i}", fold.red))
             arrays[f"{tap}/fold{i}/proj"] = fold.proj
-        if view.gram is not None:
-            arrays[f"{tap}/gram"] = view.gram
+        for part in ("gram", "unit", "knn"):
+            if getattr(view, part) is not None:
+                arrays[f"{tap}/{part}"] = getattr(view, part)
     meta = {
         "format": PREPARED_FORMAT,
         "store": prepared.attrs,
@@ -275,8 +286,9 @@ def load_prepared(
             )
             if f"{tap}/fold0/u" in files
             else None,
-            files[f"{tap}/gram"] if f"{tap}/gram" in files else None,
-        )
+            *(files[f"{tap}/{part}"] if f"{tap}/{part}" in files else None
+              for part in ("gram", "unit", "knn")),
+        )  # fmt: skip
         prepared.views[tap] = _to_device(view, device)
     return prepared
 
@@ -334,14 +346,18 @@ def _check_same_run(a: PreparedStore, b: PreparedStore, model: str, where: tuple
         raise StoreError(f"{where[0]}: store of model {a.attrs['model']!r}, expected {model!r}")
 
 
-def tap_pairs(adapter: str, a: PreparedStore, b: PreparedStore) -> tuple[str, list]:
-    """The comparison name and the (tap_a, tap_b) pairs of two views."""
-    from gapscope.models import cross_modal_pairs
+def tap_pairs(adapter: str, a: PreparedStore, b: PreparedStore) -> tuple[str, list, list]:
+    """The comparison name, the (tap_a, tap_b) pairs of two views, and which of them live in
+    one space (retrieval is computed there only: across languages every tap pair, across
+    modalities the pairs the adapter's family declares)."""
+    from gapscope.models import cross_modal_pairs, family
 
     mod_a, mod_b = a.attrs["modality"], b.attrs["modality"]
     if mod_a != mod_b:
-        return "cross_modal", cross_modal_pairs(adapter, a.taps, b.taps)
-    return f"cross_lingual_{mod_a}", [(t, t) for t in a.taps if t in set(b.taps)]
+        pairs = cross_modal_pairs(adapter, a.taps, b.taps)
+        return "cross_modal", pairs, [family(adapter).one_space(*pair) for pair in pairs]
+    pairs = [(t, t) for t in a.taps if t in set(b.taps)]
+    return f"cross_lingual_{mod_a}", pairs, [True] * len(pairs)
 
 
 def _restrict(
@@ -380,7 +396,7 @@ def compare_prepared(
     """Every metric at every matching tap of two prepared stores, as tidy columns."""
     where = (str(a.path or a.name), str(b.path or b.name))
     _check_same_run(a, b, model, where)
-    comparison, pairs = tap_pairs(adapter, a, b)
+    comparison, pairs, one_space = tap_pairs(adapter, a, b)
     if not pairs:
         raise PreparedViewError(f"{where[0]} and {where[1]} have no tap to compare")
     ia, ib = align_ids(a.sentence_ids, b.sentence_ids, where)
@@ -400,13 +416,26 @@ def compare_prepared(
         )
         for (ta, tb), (na, nb) in zip(pairs, names, strict=True)
     ]
-    scores = sim.compare_views(items, options.metrics, heldout=options.heldout and options.cca)
+    retrieval = [m for m in options.metrics if m in sim.RETRIEVAL_METRICS]
+    others = [m for m in options.metrics if m not in retrieval]
+    scores: list[dict[str, sim.PairScores]] = [{} for _ in items]
+    if others:
+        got = sim.compare_views(items, others, heldout=options.heldout and options.cca)
+        for row, values in zip(scores, got, strict=True):
+            row.update(values)
+    shared = [i for i, ok in enumerate(one_space) if ok]
+    if retrieval and shared:
+        got = sim.compare_views([items[i] for i in shared], retrieval)
+        for i, row in zip(shared, got, strict=True):
+            scores[i].update(row)
     ci = _bootstrap_ci(a, b, pairs, names, options) if options.bootstrap else {}
     lang_a, mod_a = a.attrs["language"], a.attrs["modality"]
     lang_b, mod_b = b.attrs["language"], b.attrs["modality"]
     columns: dict[str, list] = {c: [] for c in TIDY_COLUMNS}
     for metric in options.metrics:
         for i, (ta, tb) in enumerate(pairs):
+            if metric not in scores[i]:
+                continue  # retrieval across two spaces: no row
             s = scores[i][metric]
             low, high = ci.get((metric, i), (np.nan, np.nan))
             row = (
@@ -435,14 +464,18 @@ def _bootstrap_ci(
         rows = np.array([index[int(s)] for s in prepared.sentence_ids])
         for pair, name in zip(pairs, names, strict=True):
             views.setdefault(name[side], store.read(pair[side])[rows].astype(np.float64))
+    metrics = [m for m in options.metrics if m not in sim.POINTWISE_METRICS]
+    if not metrics:
+        return {}
     table = sim.pairwise(
         views,
         names,
-        metric=options.metrics,
+        metric=metrics,
         variance=options.variance,
         k=options.k,
         bootstrap=options.bootstrap,
         seed=options.seed,
+        standardize=options.standardize,
         device="cpu",
     )
     per_metric = len(names)
