@@ -929,6 +929,10 @@ def _retrieval_scores(
     """
     if va.unit is None or vb.unit is None:
         raise ValueError("retrieval: the views were prepared without their unit rows")
+    if va.dim != vb.dim:
+        raise ValueError(
+            f"retrieval: views of widths {va.dim} and {vb.dim} cannot live in one space"
+        )
     cos = _cosines(va.unit, vb.unit)
     out = {}
     for metric in metrics:

@@ -564,7 +564,8 @@ def test_summary_targets_and_model_taps():
     targets = summary_targets(["a", "b"])
     assert "results/summary/gaps.csv" in targets and "results/summary/config.html" in targets
     assert {"results/figures/heatmaps/a.svg", "results/figures/heatmaps/b.png"} <= set(targets)
-    assert len(targets) == len(set(targets)) == 10 + 7 + 2 * (5 + 2)
+    assert len(targets) == len(set(targets)) == 10 + 7 + 2 * (6 + 2)
+    assert "results/figures/metrics_by_layer.svg" in targets
     models = {"s": {"adapter": "seamless_m4t_v2"}, "x": {"adapter": "unknown"}}
     assert length_adaptation_by_model(models) == {
         "s": [["encoder_out", "pre_adaptor"], ["encoder_out", "post_adaptor"]]
