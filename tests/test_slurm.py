@@ -293,8 +293,11 @@ def test_jobs_ran_as_slurm_jobs_in_groups(slurm_runs):
     kinds = [kind for run in runs for _, kind, _ in run]
     for rule in ("similarity_view", "similarity_pair"):
         assert f"rule_{rule}" not in kinds, f"{rule} jobs should be submitted as group jobs"
-    assert kinds.count("group_similarity_views") == 1  # all 4 prepared views
-    assert kinds.count("group_similarity") == 1  # all 4 pairs
+    # a group's log folder is named group_<group>_<its rules>
+    views = [kind for kind in kinds if kind == "group_similarity_views_similarity_view"]
+    pairs = [kind for kind in kinds if kind == "group_similarity_similarity_pair"]
+    assert len(views) == 1, kinds  # all 4 prepared views in one submission
+    assert len(pairs) == 1, kinds  # all 4 pairs in one submission
     assert len(list((workdir / f"results/similarity/{MODEL}").glob("*.tsv"))) == 4
     extractions = [w for run in runs for _, kind, w in run if kind == "rule_extract_activations"]
     assert len(extractions) == 2 * len(LANGUAGES) + 1  # every view once, the cancelled one twice
