@@ -279,13 +279,13 @@ def resolve_device(device: Any = None) -> Any:
     return dev
 
 
-def _on_device(x: np.ndarray, device: Any, dtype: Any = None) -> Array:
+def _on_device(x: np.ndarray, device: Any) -> Array:
     """A float64 numpy array on the computing device (numpy for ``"cpu"``)."""
     if device == "cpu":
-        return x if dtype is None else x.astype(dtype)
+        return x
     import torch
 
-    return torch.as_tensor(x, device=device, dtype=dtype or torch.float64)
+    return torch.as_tensor(x, device=device, dtype=torch.float64)
 
 
 def _resolve_dtype(dtype: Any, device: Any) -> Any:
