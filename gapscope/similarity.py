@@ -118,7 +118,7 @@ _EPS64 = float(np.finfo(np.float64).eps)
 _GRAM_MIN_RATIO = 1e-6
 # Random streams: (seed, stream, ...) seeds numpy's SeedSequence.
 _NULL_STREAM, _HELDOUT_STREAM, _BOOTSTRAP_STREAM = 1, 2, 3
-_BATCH_BYTES = 64 * 2**20
+_BATCH_BYTES = 16 * 2**20
 _MAX_BATCH = 512
 
 
