@@ -129,10 +129,13 @@ def test_speech_features_equal_transformers_extractor(speech_adapter, waves, mel
             padding=True,
             return_attention_mask=True,
         )
-        features, mask = speech_features(batch, extractor)
+        features, mask, alone = speech_features(batch, extractor)
         assert features.shape == ref["input_features"].shape
         assert features.shape[-1] == 2 * mel_bins
         assert torch.equal(mask, ref["attention_mask"])
+        for i, wave in enumerate(batch):  # stacked frames when extracted alone
+            lone = extractor([wave], sampling_rate=16_000, return_tensors="pt", padding=True)
+            assert alone[i] == lone["input_features"].shape[1]
         torch.testing.assert_close(
             features, ref["input_features"].to(torch.float64), atol=1e-3, rtol=0
         )
@@ -141,6 +144,38 @@ def test_speech_features_equal_transformers_extractor(speech_adapter, waves, mel
             ours = features[i].reshape(-1, mel_bins).numpy()  # frames, padding after them
             np.testing.assert_allclose(ours[: len(exact)], exact, atol=1e-8, rtol=0)
             assert np.all(ours[len(exact) :] == 0.0)
+
+
+@pytest.mark.parametrize("samples", [13_200, 13_040, 14_480, 4_000])
+def test_a_lone_utterance_gets_exactly_what_transformers_computes(speech_adapter, samples):
+    """Every tap of an utterance equals transformers' own forward pass over it alone, in a
+    batch with longer companions too. 13,200 samples give 81 fbank frames: odd, so alone it
+    has a masked stacked frame (its last frame and padding) that the adaptor's stride-8
+    convolutions read, and at 40 stacked frames that frame lands in a real output window;
+    13,040 give 80 (even), 14,480 give 89 (odd, but its frame falls in no real window).
+    """
+    from gapscope.models.base import pool
+    from gapscope.models.seamless import speech_features
+
+    rng = np.random.default_rng(samples)
+    wave = 0.3 * np.sin(np.arange(samples) / 9) + 0.1 * rng.standard_normal(samples)
+    wave = wave.astype(np.float32)
+    features, frames, alone = speech_features([wave], speech_adapter.processor.feature_extractor)
+    assert features.shape[1] == alone[0]
+    # transformers alone: the adapter's own model, its frame-zeroing hook idle
+    speech_adapter.capture.tensors.clear()
+    with torch.inference_mode():
+        out = speech_adapter.encoder(input_features=features.float(), attention_mask=frames)
+    tensors = {**speech_adapter.capture.tensors, "post_adaptor": out.last_hidden_state}
+    masks = {tap: frames.bool() for tap in tensors}
+    post = speech_adapter._adaptor_lengths(frames)
+    masks["post_adaptor"] = torch.arange(out.last_hidden_state.shape[1])[None, :] < post[:, None]
+    reference = pool(tensors, masks)
+    companions = [rng.standard_normal(n).astype(np.float32) * 0.2 for n in (30_000, 21_000)]
+    for batch, row in (([wave], 0), ([companions[0], wave, companions[1]], 1)):
+        got = speech_adapter.encode(batch, "eng_Latn", "speech")
+        for tap, vec in reference.vectors.items():
+            np.testing.assert_allclose(got.vectors[tap][row], vec[0], atol=1e-5, rtol=0)
 
 
 def test_last_layer_is_not_the_post_adaptor_output(speech_adapter, waves):

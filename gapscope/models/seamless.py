@@ -123,14 +123,18 @@ def load_model(spec: ModelSpec, modality: str, device: torch.device) -> torch.nn
 
 def speech_features(
     waves: Sequence[np.ndarray], extractor: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``extractor(waves, padding=True, return_attention_mask=True)`` for a
-    ``SeamlessM4TFeatureExtractor``, vectorised over frames: ``(input_features, attention_mask)``.
+    ``SeamlessM4TFeatureExtractor``, vectorised over frames: ``(input_features,
+    attention_mask, alone)``.
 
     Per utterance: waveform x 2**15 in float64, Kaldi fbank with the extractor's mel filters
     and window, log floor 2**-23, each mel bin normalised over frames (ddof 1). Then padded
     with ``padding_value`` to the longest (a multiple of 2), ``stride`` frames stacked per
     position, and the mask taken at frames ``i % stride == 1``, all as transformers does.
+    ``alone``: how many stacked frames each utterance has when it is extracted alone, one
+    more than its mask counts when its fbank frames are odd (the last stacked frame holds
+    the last real frame and padding).
     """
     banks = torch.from_numpy(np.asarray(extractor.mel_filters, dtype=np.float64).T)
     window = torch.from_numpy(np.asarray(extractor.window, dtype=np.float64))
@@ -154,7 +158,9 @@ def speech_features(
         mask[i, : len(fbank)] = 1
     kept = longest - longest % stride
     features = padded[:, :kept].reshape(len(feats), kept // stride, bins * stride)
-    return features, mask[:, :kept][:, torch.arange(kept) % stride == 1]
+    alone = [len(f) + -len(f) % PAD_TO_MULTIPLE_OF for f in feats]
+    alone = torch.tensor([(n - n % stride) // stride for n in alone], dtype=torch.long)
+    return features, mask[:, :kept][:, torch.arange(kept) % stride == 1], alone
 
 
 class SeamlessAdapter:
@@ -186,7 +192,7 @@ class SeamlessAdapter:
         self.has_adaptor = (
             modality == "speech" and getattr(self.encoder, "adapter", None) is not None
         )
-        self._frame_lengths: list[torch.Tensor] = []
+        self._alone_lengths: list[torch.Tensor] = []
         if self.has_adaptor:
             self.capture.input_of(self.encoder.adapter, "pre_adaptor")
             for i, layer in enumerate(self.encoder.adapter.layers):
@@ -207,18 +213,21 @@ class SeamlessAdapter:
             )
 
     def _zero_padding_hook(self, index: int):
-        """Zero padded frames before an adaptor convolution.
+        """Before an adaptor convolution, zero every frame the utterance would not have alone.
 
-        transformers feeds the LayerNorm output of padded frames into the stride-8
-        convolutions, so the last window of a short utterance in a padded batch differs from
-        the same utterance run alone (where the convolution pads with zeros). Zeroing the
-        padded frames makes every pooled vector independent of its batch.
+        transformers runs the stride-8 convolutions over every position, masked or not. Run
+        alone, an utterance has its real frames, plus, when its fbank frames are odd, one
+        masked stacked frame (its last real frame and padding), which the convolutions read;
+        past those they pad with zeros. In a padded batch the later positions hold the
+        LayerNorm output of padding instead. Zeroing exactly those makes every tap of an
+        utterance equal transformers' output for it run alone (the reference we follow:
+        docs/models.md), whatever its batch companions.
         """
 
         def hook(_mod, args):
-            if not self._frame_lengths:
+            if not self._alone_lengths:
                 return None
-            mask = lengths_to_mask(self._frame_lengths[index], args[0].shape[-1])
+            mask = lengths_to_mask(self._alone_lengths[index], args[0].shape[-1])
             return (args[0] * mask.to(args[0].dtype)[:, None, :],)
 
         return hook
@@ -279,32 +288,46 @@ class SeamlessAdapter:
 
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         waves = check_waves(waves, self.spec.name)
-        features, frames = speech_features(waves, self.processor.feature_extractor)
+        features, frames, alone = speech_features(waves, self.processor.feature_extractor)
         frames = frames.to(self.device)
         dtype = next(self.model.parameters()).dtype
-        self._frame_lengths = self._adaptor_lengths(frames)
-        out = self.encoder(input_features=features.to(self.device, dtype), attention_mask=frames)
+        self._alone_lengths = self._lengths_alone(alone.to(self.device))
+        try:
+            out = self.encoder(
+                input_features=features.to(self.device, dtype), attention_mask=frames
+            )
+        finally:
+            self._alone_lengths = []
         masks = {tap: frames.bool() for tap in self.capture.tensors}
         tensors = dict(self.capture.tensors)
         if self.has_adaptor:
             short = out.last_hidden_state
             tensors["post_adaptor"] = short
-            masks["post_adaptor"] = lengths_to_mask(self._frame_lengths[-1], short.shape[1])
-        self._frame_lengths = []
+            masks["post_adaptor"] = lengths_to_mask(self._adaptor_lengths(frames), short.shape[1])
         return pool(tensors, masks)
 
-    def _adaptor_lengths(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """Real lengths at the input of each adaptor layer, then after the last one.
-
-        The adaptor's own rule (transformers' ``_compute_sub_sample_lengths_from_attention_mask``)
-        can be one shorter than the convolution's output when the feature extractor padded
-        the frames to an even count; that last position covers mostly padding and is left out.
-        """
+    def _lengths_alone(self, alone: torch.Tensor) -> list[torch.Tensor]:
+        """Positions an utterance has alone at the input of each adaptor layer: its stacked
+        frames, then each convolution's output length (the convolution pads the rest)."""
         if not self.has_adaptor:
             return []
-        lengths = [frames.sum(dim=1).to(torch.long)]
+        lengths = [alone]
+        for layer in self.encoder.adapter.layers[:-1]:
+            conv = layer.residual_conv
+            kernel, stride, padding = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+            lengths.append((lengths[-1] + 2 * padding - kernel) // stride + 1)
+        return lengths
+
+    def _adaptor_lengths(self, frames: torch.Tensor) -> torch.Tensor:
+        """Real lengths after the adaptor, by its own rule (transformers'
+        ``_compute_sub_sample_lengths_from_attention_mask``): what ``post_adaptor`` pools.
+
+        It can be one shorter than the convolution's output when the feature extractor
+        padded the frames to an even count; that last position covers mostly padding and is
+        left out, as transformers' adaptor attention leaves it out.
+        """
+        lengths = frames.sum(dim=1).to(torch.long)
         for layer in self.encoder.adapter.layers:
-            mask = lengths_to_mask(lengths[-1], frames.shape[1]).long()
-            sub = layer._compute_sub_sample_lengths_from_attention_mask(mask)
-            lengths.append(sub.to(torch.long))
+            mask = lengths_to_mask(lengths, frames.shape[1]).long()
+            lengths = layer._compute_sub_sample_lengths_from_attention_mask(mask).to(torch.long)
         return lengths
