@@ -87,7 +87,7 @@ def slurm_cluster():
 
 
 def ci_profile(folder: Path) -> Path:
-    """profiles/slurm with this cluster's partition, no GPU and the squeue status mode."""
+    """profiles/slurm as shipped, sized for this 2-CPU node: no GPU, the squeue status mode."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile.update(
         {
@@ -99,11 +99,12 @@ def ci_profile(folder: Path) -> Path:
             "slurm-keep-successful-logs": True,
         }
     )
-    profile["default-resources"].update(
-        slurm_partition="debug", slurm_account="testacct", mem_mb=1000, runtime=10
-    )
+    # no partition and no account: the shipped profile leaves both to the cluster's defaults
+    assert not {"slurm_partition", "slurm_account"} & set(profile["default-resources"])
+    profile["default-resources"].update(mem_mb=1000, runtime=10)
     extract = profile["set-resources"]["extract_activations"]
-    for key in ("slurm_partition", "gpu", "gpu_model", "cpus_per_gpu"):
+    assert "slurm_partition" not in extract
+    for key in ("gpu", "gpu_model", "cpus_per_gpu"):
         extract.pop(key, None)
     extract.update(mem_mb=2000, runtime=10)
     profile["set-resources"]["similarity_view"].update(mem_mb=1000, runtime=5)
