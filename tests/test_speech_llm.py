@@ -150,7 +150,7 @@ def test_llm_out_matches_the_saved_model_and_last_layer_is_not_normed(tiny_llms,
     from gapscope.models.speech_llm import ARCHITECTURES as CLASSES
 
     adapter = load_adapter(spec(tiny_llms[arch]), "text", CPU)
-    cls = getattr(transformers, CLASSES[arch][0])
+    cls = getattr(transformers, CLASSES[arch].model_class)
     saved = cls.from_pretrained(tiny_llms[arch]).eval()
     sentence = ENG[0]
     prefix, body = adapter._prefix, adapter.content_ids(sentence)
@@ -411,3 +411,81 @@ def test_run_view_speech_end_to_end(tmp_path, tiny_llms, waves):
     direct = adapter.encode(waves, "eng_Latn", "speech")
     for tap in ("encoder_out", "projector_out", "layer03"):
         np.testing.assert_allclose(view.read(tap), direct.vectors[tap], atol=1e-5, rtol=0)
+
+
+# -- the prompt, as each family's processor renders it -----------------------------------
+
+INSTRUCTION = "\nRepeat this sentence."
+
+
+def wave_of(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["qwen2_audio", "audioflamingo3"])
+def test_speech_prompt_is_what_the_processor_renders(tiny_llms, name):
+    """The official layout, audio first (every official example): the checkpoint's processor
+    renders the turn [audio, instruction] with its chat template and expands the audio
+    placeholder; the adapter's speech prompt is those very token ids (Qwen2-Audio: with its
+    'Audio 1:' label and <|audio_bos|> ... <|audio_eos|>\\n)."""
+    from transformers import AutoProcessor
+
+    adapter = load_adapter(spec(tiny_llms[name]), "speech", CPU)
+    processor = AutoProcessor.from_pretrained(tiny_llms[name])
+    turn = [{"type": "audio", "audio": "x"}, {"type": "text", "text": INSTRUCTION}]
+    rendered = processor.apply_chat_template(
+        [{"role": "user", "content": turn}], tokenize=False, add_generation_prompt=True
+    )
+    if name == "qwen2_audio":
+        assert "user\nAudio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n" in rendered
+    for seconds in (1.3, 2.9):
+        ids = processor(text=rendered, audio=[wave_of(seconds)], sampling_rate=RATE)
+        ids = list(ids["input_ids"][0])
+        n = ids.count(adapter.audio_token_id)
+        assert n == expected_tokens(name, int(seconds * RATE))[1]
+        assert adapter.speech_prompt_ids(n) == ids
+    # the text prompt: the same turn with the transcript where the audio was
+    text = load_adapter(spec(tiny_llms[name]), "text", CPU)
+    sentence = ENG[0]
+    whole = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": sentence + INSTRUCTION}]}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    expected = processor.tokenizer(whole, add_special_tokens=False)["input_ids"]
+    assert [*text._prefix, *text.content_ids(sentence), *text._suffix] == expected
+
+
+def test_qwen2_audio_base_prompt_without_chat_format(tiny_llms):
+    """Base checkpoints (chat: false) get the documented Qwen2-Audio prompt."""
+    from transformers import AutoProcessor
+
+    prompt = "{content}Generate the caption in English:"
+    adapter = load_adapter(
+        spec(tiny_llms["qwen2_audio"], options={"chat": False, "prompt": prompt}), "speech", CPU
+    )
+    processor = AutoProcessor.from_pretrained(tiny_llms["qwen2_audio"])
+    documented = "<|audio_bos|><|AUDIO|><|audio_eos|>Generate the caption in English:"
+    ids = list(processor(text=documented, audio=[wave_of(2.0)], sampling_rate=RATE)["input_ids"][0])
+    assert adapter.speech_prompt_ids(ids.count(adapter.audio_token_id)) == ids
+
+
+def test_voxtral_loads_its_tekken_json_and_prompts_in_mistral_format(tiny_llms):
+    """Voxtral ships tekken.json (no tokenizer.json); transformers reads it without
+    mistral-common, and the special ids the prompt needs resolve. The speech prompt is
+    mistral-common's instruct format (which transformers' processor renders only with
+    mistral-common): <s>[INST] [BEGIN_AUDIO] [AUDIO] x n <instruction> [/INST]."""
+    folder = tiny_llms["voxtral"]
+    assert (folder / "tekken.json").exists() and not (folder / "tokenizer.json").exists()
+    adapter = load_adapter(spec(folder), "speech", CPU)
+    tok = adapter.tokenizer
+    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]")}
+    assert ids == {"<s>": 1, "[INST]": 3, "[/INST]": 4, "[BEGIN_AUDIO]": 25}
+    assert adapter.audio_token_id == 24 == tok.convert_tokens_to_ids(adapter.processor.audio_token)
+    instruction = tok.encode(INSTRUCTION, add_special_tokens=False)
+    assert adapter.speech_prompt_ids(5) == [1, 3, 25, *[24] * 5, *instruction, 4]
+    text = load_adapter(spec(folder), "text", CPU)
+    body = text.content_ids(ENG[0])
+    assert [*text._prefix, *body, *text._suffix] == [1, 3, *body, *instruction, 4]
+    assert body == tok.encode(ENG[0], add_special_tokens=False)

@@ -1,30 +1,34 @@
 """Speech-LLMs in transformers (Qwen2-Audio, Voxtral, Audio Flamingo 3): one generic adapter.
 
 The same sentence enters the *same* prompt twice: as its transcript (text modality) and as
-its audio (speech modality). The prompt is the checkpoint's own chat format for one user
-turn, whose text is ``options.prompt`` with ``{content}`` replaced by the sentence:
+its audio (speech modality). The prompt is one user turn of the checkpoint's own chat
+format, rendered exactly as its processor renders it: ``options.prompt`` with ``{content}``
+standing for the sentence, the audio as the audio item of the turn (the template's own
+markers around it), the text around ``{content}`` as text items, in that order:
 
-    default prompt: "Repeat the following sentence.\\n{content}"
-    text:   <chat prefix> Repeat the following sentence.\\n <transcript tokens> <chat suffix>
-    speech: <chat prefix> Repeat the following sentence.\\n <audio open> <audio tokens>
-            <audio close> <chat suffix>
+    default prompt: "{content}\\nRepeat this sentence."  (the audio first, as in the
+                    official examples of all three families)
+    Qwen2-Audio speech: <|im_start|>system ... <|im_start|>user\\nAudio 1: <|audio_bos|>
+                        <|AUDIO|> x n <|audio_eos|>\\n\\nRepeat this sentence.<|im_end|>
+                        \\n<|im_start|>assistant\\n
+    text (every family): <chat prefix> <transcript>\\nRepeat this sentence. <chat suffix>
 
 Options (``models.<name>.options``, part of the model's identity):
 
-- ``prompt`` (default ``"Repeat the following sentence.\\n{content}"``): the user text, with
-  exactly one ``{content}``. The default is a task that makes sense for both inputs (copy
-  the text / transcribe the audio) and precedes the content, so it conditions every pooled
-  position the same way in both modalities.
+- ``prompt`` (default ``"{content}\\nRepeat this sentence."``): the user text, with exactly
+  one ``{content}``. The LLM is causal, so text after ``{content}`` changes no pooled
+  vector; text before it conditions both modalities alike. AF3's template puts the audio
+  first whatever the order of the turn.
 - ``chat`` (default true): wrap the prompt in the checkpoint's chat format (Qwen2-Audio,
   AF3: its chat template with a generation prompt, the processor's or else the tokenizer's;
-  a checkpoint with neither is refused rather than silently run without; Voxtral:
-  ``<s>[INST] ... [/INST]``). ``false`` gives the bare prompt (Voxtral keeps ``<s>``), e.g.
-  for base checkpoints.
+  a checkpoint with neither is refused rather than silently run without; Voxtral: the
+  mistral-common instruct format ``<s>[INST] ... [/INST]``). ``false`` gives the bare
+  prompt for base checkpoints: Qwen2-Audio's documented ``<|audio_bos|><|AUDIO|> x n
+  <|audio_eos|>`` followed by the instruction, Voxtral's ``<s>`` + ``[BEGIN_AUDIO]``.
 
 Only the content positions are pooled: the transcript's tokens for text, the audio
 placeholder positions for speech (where the LLM receives the projected audio embeddings),
-never the chat template, BOS, role tokens, instruction or audio open/close markers. The LLM
-is causal, so text after ``{content}`` does not change any pooled vector.
+never the chat template, BOS, role tokens, instruction, audio label or open/close markers.
 
 Taps
 ----
@@ -81,19 +85,32 @@ from gapscope.models.base import (
     resolve_dtype,
 )
 
-DEFAULT_PROMPT = "Repeat the following sentence.\n{content}"
+DEFAULT_PROMPT = "{content}\nRepeat this sentence."
 CONTENT = "{content}"
 OPTIONS = ("prompt", "chat")
 
-# model_type -> (transformers model class, tokens before the audio tokens, tokens after)
-ARCHITECTURES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "qwen2_audio": ("Qwen2AudioForConditionalGeneration", ("<|audio_bos|>",), ("<|audio_eos|>",)),
-    "voxtral": ("VoxtralForConditionalGeneration", ("[BEGIN_AUDIO]",), ()),
-    "audioflamingo3": ("AudioFlamingo3ForConditionalGeneration", (), ()),
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the adapter needs to know of one speech-LLM family."""
+
+    model_class: str
+    audio_token: str  # the placeholder the processor expands to one token per audio frame
+    bare_open: tuple[str, ...] = ()  # around the audio tokens in the bare prompt
+    bare_close: tuple[str, ...] = ()
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "qwen2_audio": Architecture(
+        "Qwen2AudioForConditionalGeneration", "<|AUDIO|>", ("<|audio_bos|>",), ("<|audio_eos|>",)
+    ),
+    "voxtral": Architecture("VoxtralForConditionalGeneration", "[AUDIO]", ("[BEGIN_AUDIO]",)),
+    "audioflamingo3": Architecture("AudioFlamingo3ForConditionalGeneration", "<sound>"),
 }
 
-# Voxtral's chat format (mistral_common, one user turn): <s>[INST] user text [/INST]. The
-# others render their own chat template. Without the chat format only BOS stays (Voxtral).
+# Voxtral's chat format is mistral-common's instruct format, which transformers' processor
+# renders only with mistral-common installed: <s>[INST] + the user's chunks in order, with
+# no separator (an audio chunk is [BEGIN_AUDIO] + [AUDIO] x n) + [/INST]. Bare: <s> alone.
 VOXTRAL_CHAT = (("<s>", "[INST]"), ("[/INST]",))
 VOXTRAL_BARE = (("<s>",), ())
 
@@ -134,7 +151,7 @@ def load_model(spec: ModelSpec, device: torch.device):
             f"models.{spec.name}: checkpoint {spec.checkpoint} is a {config.model_type!r} model; "
             f"adapter speech_llm supports {sorted(ARCHITECTURES)}"
         )
-    cls = getattr(transformers, ARCHITECTURES[config.model_type][0])
+    cls = getattr(transformers, ARCHITECTURES[config.model_type].model_class)
     dtype = resolve_dtype(spec.dtype, device)
     if spec.init == "random":
         torch.manual_seed(spec.seed)
@@ -211,10 +228,7 @@ class SpeechLLMAdapter:
         self.llm = inner.language_model
         self.audio_token_id = int(self.config.audio_token_id)
         self._check_audio_token()
-        self._prefix, self._suffix = self._template_ids()
-        _, open_toks, close_toks = ARCHITECTURES[self.arch]
-        self._audio_open = [self._special_id(t) for t in open_toks]
-        self._audio_close = [self._special_id(t) for t in close_toks]
+        self._prefix, self._suffix = self._template_ids(modality)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
@@ -255,43 +269,69 @@ class SpeechLLMAdapter:
                 f"{self._special_id(token)} but the model's config says {self.audio_token_id}"
             )
 
+    def _ids(self, parts: Sequence[str]) -> list[int]:
+        """Token ids of special tokens (by name) and plain text, in order."""
+        special = set(self.tokenizer.all_special_tokens) | {"[INST]", "[/INST]", "[BEGIN_AUDIO]"}
+        ids: list[int] = []
+        for part in parts:
+            ids += [self._special_id(part)] if part in special else self._encode(part)
+        return ids
+
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False)) if text else []
 
-    def _template_ids(self) -> tuple[list[int], list[int]]:
-        """Token ids before and after the content: chat format + instruction."""
+    def _template_ids(self, modality: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the content (the transcript, or the audio tokens).
+
+        The turn is rendered as the checkpoint's processor renders it: the chat template
+        over the text before ``{content}``, the content (an audio item for speech) and the
+        text after it, then split where the content stands. For speech that is the audio
+        placeholder, so the template's own markers (Qwen2-Audio's ``Audio 1:
+        <|audio_bos|>`` ... ``<|audio_eos|>``) fall in the prefix and suffix.
+        """
         before, after = self.prompt.split(CONTENT)
+        arch = ARCHITECTURES[self.arch]
+        speech = modality == "speech"
         if self.arch == "voxtral":
             opening, closing = VOXTRAL_CHAT if self.chat else VOXTRAL_BARE
-            return (
-                [*(self._special_id(t) for t in opening), *self._encode(before)],
-                [*self._encode(after), *(self._special_id(t) for t in closing)],
-            )
+            audio_open = arch.bare_open if speech else ()
+            head = [*opening, before, *audio_open]
+            return self._ids(head), self._ids([after, *closing])
         sentinel = "\x00GAPSCOPE_CONTENT\x00"
+        marker = arch.audio_token if speech else sentinel
         if not self.chat:
-            rendered = sentinel
+            content = "".join((*arch.bare_open, marker, *arch.bare_close)) if speech else marker
+            rendered = before + content + after
         elif getattr(self.processor, "chat_template", None):
-            turn = [{"role": "user", "content": [{"type": "text", "text": sentinel}]}]
+            if speech:
+                texts = [{"type": "text", "text": t} for t in (before, after)]
+                items = [*texts[:1], {"type": "audio", "audio": "content"}, *texts[1:]]
+                items = [item for item in items if item.get("text", True)]  # no empty texts
+            else:
+                items = [{"type": "text", "text": before + sentinel + after}]
             rendered = self.processor.apply_chat_template(
-                turn, tokenize=False, add_generation_prompt=True
+                [{"role": "user", "content": items}], tokenize=False, add_generation_prompt=True
             )
             if isinstance(rendered, list):
                 rendered = rendered[0]
         elif getattr(self.tokenizer, "chat_template", None):  # kept in tokenizer_config.json
             rendered = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": sentinel}], tokenize=False, add_generation_prompt=True
+                [{"role": "user", "content": before + marker + after}],
+                tokenize=False,
+                add_generation_prompt=True,
             )
         else:
             raise ValueError(
                 f"models.{self.spec.name}: options.chat is true but {self.spec.checkpoint} "
                 "ships no chat template; add one, or set options.chat: false (base checkpoints)"
             )
-        if rendered.count(sentinel) != 1:
+        if rendered.count(marker) != 1:
             raise ValueError(
-                f"{self.spec.checkpoint}: cannot locate the user text in its chat template"
+                f"{self.spec.checkpoint}: cannot locate the {'audio' if speech else 'user text'} "
+                "in its chat template"
             )
-        chat_before, chat_after = rendered.split(sentinel)
-        return self._encode(chat_before + before), self._encode(after + chat_after)
+        head, tail = rendered.split(marker)
+        return self._encode(head), self._encode(tail)
 
     def taps(self, modality: str | None = None) -> list[str]:
         """Ordered taps of the loaded model for a modality (in data-flow order)."""
@@ -347,10 +387,13 @@ class SpeechLLMAdapter:
         tensors = dict(self.capture.tensors)
         return pool(tensors, {tap: content for tap in tensors})
 
+    def speech_prompt_ids(self, n_audio_tokens: int) -> list[int]:
+        """The token ids of the speech prompt around ``n_audio_tokens`` audio tokens."""
+        return [*self._prefix, *[self.audio_token_id] * n_audio_tokens, *self._suffix]
+
     def _encode_speech(self, waves: list[np.ndarray]) -> Pooled:
         audio = self._audio_inputs(waves)
         real = audio.real
-        start = len(self._prefix) + len(self._audio_open)
         rows = []
         for n_placed, n_real in zip(audio.placed, real, strict=True):
             if n_real < 2:  # Qwen2-Audio reads a lone audio token as a legacy prompt
@@ -358,8 +401,7 @@ class SpeechLLMAdapter:
                     f"{self.spec.name}: audio too short ({n_real} real audio token(s); "
                     "at least 2 are needed, about 0.1 s)"
                 )
-            body = [*self._audio_open, *[self.audio_token_id] * n_placed, *self._audio_close]
-            rows.append(([*self._prefix, *body, *self._suffix], start, n_real))
+            rows.append((self.speech_prompt_ids(n_placed), len(self._prefix), n_real))
         ids, attention, content = self._batch(rows)
         dtype = next(self.model.parameters()).dtype
         inputs = {

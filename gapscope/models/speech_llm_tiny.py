@@ -12,6 +12,7 @@ trained ones.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,7 +35,8 @@ TINY_LLM = dict(
     max_position_embeddings=2048,
 )
 
-# The chat template of Qwen2.5-style checkpoints (user turn; no tools), for the tiny AF3.
+# The chat template of Qwen2.5-style checkpoints (user turn; no tools): where an AF3 repo keeps
+# one in tokenizer_config.json only (string content), it is this one.
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"
@@ -45,6 +47,21 @@ QWEN_CHAT_TEMPLATE = (
     "{% if part['type'] == 'audio' %}<sound>{% elif part['type'] == 'text' %}{{ part['text'] }}"
     "{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Audio Flamingo 3's processor template behaves differently: whatever the order of the
+# turn, the audio comes first (once) and then all its text, concatenated. This template does
+# the same (transformers' conversion script writes the checkpoint's own).
+AF3_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% if message['content'] | selectattr('type', 'equalto', 'audio') | list %}<sound>{% endif %}"
+    "{% for part in message['content'] if part['type'] == 'text' %}{{ part['text'] }}{% endfor %}"
+    "{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 # Qwen2's pre-tokenisation pattern (contractions, letters, single digits, punctuation runs).
@@ -106,8 +123,8 @@ def qwen2_tokenizer(sentences: Iterable[str], extra: list[str], vocab_size: int 
 def tekken_like_tokenizer(sentences: Iterable[str], vocab_size: int = 600):
     """A byte-level BPE whose first ids are Mistral's tekken special tokens (as Voxtral's).
 
-    Without ``mistral_common`` transformers loads Voxtral's ``tekken.json`` as a
-    ``TokenizersBackend`` with this layout; this builds the same kind of object, small.
+    Saved, it is rewritten as a ``tekken.json`` (:func:`write_tekken`), the file the real
+    Voxtral checkpoints ship, so loading goes through transformers' own tekken reader.
     """
     from tokenizers import AddedToken
     from transformers import PreTrainedTokenizerFast
@@ -122,6 +139,53 @@ def tekken_like_tokenizer(sentences: Iterable[str], vocab_size: int = 600):
         unk_token="<unk>",
         pad_token="<pad>",
     )
+
+
+def write_tekken(folder: Path) -> Path:
+    """Replace a saved tekken-like ``tokenizer.json`` by the ``tekken.json`` Mistral ships.
+
+    The file has the real format (mistral-common's ``Tekkenizer``: ``config`` with the
+    pre-tokenisation pattern and vocabulary sizes, ``vocab`` as base64 byte strings by
+    rank, ``special_tokens`` by rank, ``version``/``type``); without ``tokenizer.json``
+    transformers reads it with its tekken converter (no mistral-common needed). The BPE
+    merges are implied by the ranks, as in tiktoken.
+    """
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    source = folder / "tokenizer.json"
+    model = json.loads(source.read_text())["model"]
+    to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
+    ranked = sorted((i, token) for token, i in model["vocab"].items() if i >= TEKKEN_N_SPECIAL)
+    vocab = []
+    for i, token in ranked:
+        raw = bytes(to_byte[c] for c in token)
+        vocab.append(
+            {
+                "rank": i - TEKKEN_N_SPECIAL,
+                "token_bytes": base64.b64encode(raw).decode("ascii"),
+                "token_str": raw.decode("utf-8", errors="replace"),
+            }
+        )
+    tekken = {
+        "config": {
+            "pattern": QWEN_PATTERN,
+            "num_vocab_tokens": len(vocab),
+            "default_vocab_size": len(vocab) + TEKKEN_N_SPECIAL,
+            "default_num_special_tokens": TEKKEN_N_SPECIAL,
+            "version": "v7",
+        },
+        "vocab": vocab,
+        "special_tokens": [
+            {"rank": r, "token_str": TEKKEN_SPECIALS.get(r, f"<SPECIAL_{r}>"), "is_control": True}
+            for r in range(TEKKEN_N_SPECIAL)
+        ],
+        "version": 1,
+        "type": "Tekken",
+    }
+    path = folder / "tekken.json"
+    path.write_text(json.dumps(tekken))
+    source.unlink()
+    return path
 
 
 def _perturb_norms(model: torch.nn.Module) -> None:
@@ -201,7 +265,7 @@ def _build(arch: str, sentences: list[str], window_s: int):
         processor = AudioFlamingo3Processor(
             feature_extractor=_whisper_features(128, window_s),
             tokenizer=tok,
-            chat_template=QWEN_CHAT_TEMPLATE,
+            chat_template=AF3_CHAT_TEMPLATE,
         )
         config = AudioFlamingo3Config(
             audio_config=dict(
@@ -255,4 +319,6 @@ def build_speech_llm_tiny(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    if arch == "voxtral":
+        write_tekken(out_dir)
     return out_dir
