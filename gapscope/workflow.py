@@ -134,7 +134,12 @@ def is_demo_checkpoint(checkpoint: str) -> bool:
 
 
 def model_params(config: Mapping, model: str) -> dict:
-    """The settings that determine a model's activations (rerun extraction when they change)."""
+    """The settings that determine a model's activations (rerun extraction when they change).
+
+    ``dtype: null`` is the family's official inference precision (``Family.dtype``).
+    """
+    from gapscope.models import family
+
     spec = config["models"][model]
     corpus = config["corpus"]
     return {
@@ -143,7 +148,7 @@ def model_params(config: Mapping, model: str) -> dict:
         "checkpoint": spec["checkpoint"],
         "revision": spec.get("revision"),
         "init": spec.get("init", "pretrained"),
-        "dtype": spec.get("dtype", "bfloat16"),
+        "dtype": spec.get("dtype") or family(spec["adapter"]).dtype,
         "seed": spec.get("seed", 0),
         "trust_remote_code": spec.get("trust_remote_code", False),
         "options": dict(spec.get("options") or {}),

@@ -174,7 +174,12 @@ def test_paper_config():
     assert cfg["extract"]["gpu"] == 1
     models = cfg["models"]
     assert models["seamless_v2"]["checkpoint"] == "facebook/seamless-m4t-v2-large"
-    assert models["seamless_v2"]["dtype"] == "bfloat16"
+    assert models["seamless_v2"]["dtype"] is None  # the family's official precision
+    params = {name: gw.model_params(cfg, name)["dtype"] for name in models}
+    assert params == {
+        "seamless_v2": "float16", "seamless_v2_random": "float16", "sonar": "float32",
+        "sonar_random": "float32", "salmonn": "float16",
+    }  # fmt: skip
     assert {m["adapter"] for m in models.values()} == {"seamless_m4t_v2", "sonar", "salmonn"}
     with_speech = [c for c in codes if table[c].sonar_speech]
     for name, spec in models.items():

@@ -51,6 +51,7 @@ class Family:
     length_adaptation: tuple[tuple[str, str], tuple[str, str]] | None = None
     shared_layers: bool = False
     shared_space: tuple[tuple[str, str], ...] = ()
+    dtype: str = "bfloat16"  # the official inference precision on a GPU (``dtype: null``)
 
     def one_space(self, text_tap: str, speech_tap: str) -> bool:
         """Whether a cross-modal tap pair lives in one representation space."""
@@ -78,6 +79,7 @@ FAMILIES: dict[str, Family] = {
         named_pairs=SEAMLESS_PAIRS,
         length_adaptation=SEAMLESS_PAIRS,
         shared_space=(("encoder_out", "post_adaptor"),),
+        dtype="float16",  # Meta's Translator (seamless_communication) runs fp16 on a GPU
     )
     for name in ("seamless_m4t_v2", "seamless_m4t")
 }
@@ -93,6 +95,7 @@ FAMILIES["speech_llm"] = Family(
     length_adaptation=SPEECH_LLM_ADAPTATION,
     shared_layers=True,
     shared_space=(("layer00", "projector_out"), ("llm_out", "llm_out")),
+    dtype="bfloat16",  # the checkpoints are bf16, their model cards load them so
 )
 # SALMONN: the window-level Q-Former is the length adaptor. Text token embeddings (layer00)
 # against its input (Whisper + BEATs features) and its projected output (the speech tokens
@@ -105,6 +108,7 @@ FAMILIES["salmonn"] = Family(
     length_adaptation=SALMONN_ADAPTATION,
     shared_layers=True,
     shared_space=(("layer00", "qformer_out"),),
+    dtype="float16",  # the official code runs the model under float16 autocast
 )
 # SONAR: the attention pooler is the length adaptation. The text sentence embedding against
 # the speech encoder output the pooler reads (mean-pooled) and against the pooled speech
@@ -118,6 +122,7 @@ FAMILIES["sonar"] = Family(
     named_pairs=SONAR_ADAPTATION,
     length_adaptation=SONAR_ADAPTATION,
     shared_space=(("pooled", "pooled"),),
+    dtype="float32",  # sonar-space's pipelines run float32
 )
 
 
