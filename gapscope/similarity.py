@@ -224,6 +224,15 @@ def _xp(x: Array) -> Any:
     return torch
 
 
+def _mT(x: Array) -> Array:
+    """The transpose of the last two axes (``ndarray.mT`` needs numpy 2; 1.26 is supported)."""
+    return np.swapaxes(x, -1, -2) if _is_numpy(x) else x.mT
+
+
+def _concat(parts: Sequence[Array]) -> Array:
+    return np.concatenate(parts) if _is_numpy(parts[0]) else _xp(parts[0]).cat(parts)
+
+
 def _clip1(x: Array) -> Array:
     """Clip canonical correlations at 1 (rounding can put a perfect one a hair above)."""
     return _xp(x).clip(x, None, 1.0)
@@ -422,7 +431,7 @@ def _gram(xc: Array) -> Array:
     2-core machine, as the two pools' spinning threads competed.
     """
     if not _is_numpy(xc):
-        return xc @ xc.mT
+        return xc @ _mT(xc)
     from scipy.linalg import blas
 
     g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
@@ -556,7 +565,7 @@ def _fold(
         return Fold(red, cross @ (red.u * (red.w / red.s**2)))
     xf_c, mean = _centre(xf, name, " (held-out fit half)")
     red = _reduce(xf_c, variance=variance, k=k, epsilon=epsilon)
-    coef = xf_c.mT @ (red.u * (red.w / red.s**2))
+    coef = _mT(xf_c) @ (red.u * (red.w / red.s**2))
     return Fold(red, (xc[_index(xc, test)] - mean) @ coef)
 
 
@@ -685,7 +694,7 @@ def _pw_weights(u: Array, vh: Array, s_a: Array, s_b: Array) -> Array:
     """PWCCA weights (unnormalised) from the SVD of BaᵀBb; works on batches."""
     if u.shape[-2] <= vh.shape[-1]:  # x side narrower (or tie): google's first branch
         return _pw_side_weights(u, s_a)
-    return _pw_side_weights(vh.mT, s_b)  # y side narrower: the corrected else branch
+    return _pw_side_weights(_mT(vh), s_b)  # y side narrower: the corrected else branch
 
 
 def _pw_side_weights(vecs: Array, s: Array) -> Array:
@@ -723,7 +732,7 @@ def _cca_draws(metrics: Sequence[str], m: Array, s_a: Array, s_b: Array) -> dict
     """
     xp = _xp(m)
     x_side = m.shape[-2] <= m.shape[-1]
-    small = m @ m.mT if x_side else m.mT @ m
+    small = m @ _mT(m) if x_side else _mT(m) @ m
     if "pwcca" not in metrics:
         lam = xp.linalg.eigvalsh(small)
         return {"svcca": _clip1(xp.sqrt(xp.clip(lam, 0.0, None))).mean(-1)}
@@ -748,8 +757,8 @@ def _heldout(metrics: Sequence[str], fa: tuple[Fold, ...], fb: tuple[Fold, ...])
     scores: dict[str, list[float]] = {m: [] for m in metrics}
     xp = _xp(fa[0].proj)
     for a, b in zip(fa, fb, strict=True):
-        u, _, vh = xp.linalg.svd(a.red.basis.mT @ b.red.basis, full_matrices=False)
-        r = _column_pearson(a.proj @ u, b.proj @ vh.mT)
+        u, _, vh = xp.linalg.svd(_mT(a.red.basis) @ b.red.basis, full_matrices=False)
+        r = _column_pearson(a.proj @ u, b.proj @ _mT(vh))
         if "svcca" in metrics:
             scores["svcca"].append(float(r.mean()))
         if "pwcca" in metrics:
@@ -988,8 +997,7 @@ def _compare_cca(
 
     def flush(shape: tuple[int, int]) -> None:
         batch = buckets.pop(shape)
-        xp = _xp(batch[0][1])
-        values = _cca_draws(metrics, *(xp.concat([b[j] for b in batch]) for j in (1, 2, 3)))
+        values = _cca_draws(metrics, *(_concat([b[j] for b in batch]) for j in (1, 2, 3)))
         start = 0
         for i, m, _, _ in batch:
             stop = start + m.shape[0]
@@ -1002,7 +1010,7 @@ def _compare_cca(
             raise ValueError("svcca/pwcca: the views were prepared without their reduction")
         ba, bb = _cast(va.cca.basis, dt), _cast(vb.cca.basis, dt)
         sa, sb = _cast(va.cca.s, dt), _cast(vb.cca.s, dt)
-        u, rho, vh = _xp(ba).linalg.svd(ba.mT @ bb, full_matrices=False)
+        u, rho, vh = _xp(ba).linalg.svd(_mT(ba) @ bb, full_matrices=False)
         for metric, v in _cca_from_svd(metrics, u, rho, vh, sa, sb).items():
             scores[metric][i] = float(v)
         draws[i] = {m: [] for m in metrics}
@@ -1012,7 +1020,7 @@ def _compare_cca(
         step = _batch_len(bb.shape[0], *shape)
         idx = _index(bb, perms)
         for start in range(0, len(perms), step):
-            m = ba.mT @ bb[idx[start : start + step]]
+            m = _mT(ba) @ bb[idx[start : start + step]]
             reps = m.shape[0]
             sa_b = _expand(sa, reps)
             sb_b = _expand(sb, reps)
@@ -1064,7 +1072,7 @@ def svcca_details(
     k=1 bug, not google's trimmed ``"mean"`` field.
     """
     ra, rb, n = _single_pair(x, y, variance, k, epsilon)
-    rho = np.clip(np.linalg.svdvals(ra.basis.T @ rb.basis), None, 1.0)
+    rho = np.clip(np.linalg.svd(ra.basis.T @ rb.basis, compute_uv=False), None, 1.0)
     return SvccaResult(float(rho.mean()), rho, ra.k, rb.k, n)
 
 
@@ -1150,11 +1158,11 @@ def _mc_null(m: int, p: int, q: int, trials: int, seed: int) -> float:
     def wishart(df: int, c: int) -> np.ndarray:
         if df < p:  # rank-deficient: from the Gaussian factor itself
             g = rng.standard_normal((c, df, p))
-            return g.mT @ g
+            return _mT(g) @ g
         a = np.zeros((c, p, p))
         a[:, diag, diag] = np.sqrt(rng.chisquare(df - diag, size=(c, p)))
         a[:, low[0], low[1]] = rng.standard_normal((c, len(low[0])))
-        return a @ a.mT
+        return a @ _mT(a)
 
     total, done = 0.0, 0
     step = _batch_len(p, p, 4)
@@ -1163,8 +1171,8 @@ def _mc_null(m: int, p: int, q: int, trials: int, seed: int) -> float:
         w1 = wishart(q, c)
         chol = np.linalg.cholesky(w1 + wishart(m - q, c))
         half = np.linalg.solve(chol, w1)
-        sym = np.linalg.solve(chol, half.mT)  # L⁻¹ W1 L⁻ᵀ
-        lam = np.linalg.eigvalsh((sym + sym.mT) / 2)
+        sym = np.linalg.solve(chol, _mT(half))  # L⁻¹ W1 L⁻ᵀ
+        lam = np.linalg.eigvalsh((sym + _mT(sym)) / 2)
         total += float(np.sqrt(np.clip(lam, 0.0, 1.0)).sum())
         done += c
     return total / (trials * p)
