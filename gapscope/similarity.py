@@ -13,7 +13,11 @@ Analysis for Deep Learning Dynamics and Interpretability", NeurIPS 2017) as comp
 3. keep the fewest directions whose squared singular values reach ``variance`` of the total
    (``>=``; ``variance=1.0`` keeps every numerically non-zero direction), or exactly ``k`` when
    ``k`` is given; never more than ``n - 1`` and never more than the numerical rank
-   (``s_i > s_1 * max(n, dim) * eps``);
+   (``s_i > s_1 * max(n, dim) * eps``; from the Gram matrix, when dim > n, its eigenvalues
+   ``s_i²`` are compared with that bound, ``s_i > s_1 * sqrt(max(n, dim) * eps)``, the
+   rounding floor of a Gram eigenvalue: directions between the two bounds carry less than
+   ``max(n, dim) * eps``, about 1e-13, of the largest one's variance, and the default
+   ``epsilon`` of 1e-10 drops them anyway);
 4. canonical correlations between the two reductions. With ``epsilon=0`` they are exactly the
    singular values of ``U_xᵀ U_y`` (``U`` = the orthonormal kept left singular vectors). With
    ``epsilon > 0`` they reproduce google/svcca ``cca_core.get_cca_similarity``: directions whose
@@ -552,18 +556,17 @@ def _fold(
     view's Gram matrix is at hand, ``Xf Xfᵀ`` and ``(Xt - mean_f) Xfᵀ`` are blocks of it,
     re-centred with the fit half's mean, and no dim-sized product is needed.
     """
-    xf = xc[_index(xc, fit)]
-    if bool(_constant_columns(xf).all()):
-        _centre(xf, name, " (held-out fit half)")  # raises the zero-variance error
-    n_fit, d = xf.shape
+    xf_c, mean = _centre(xc[_index(xc, fit)], name, " (held-out fit half)")
+    n_fit, d = xf_c.shape
     if gram is not None and d > n_fit:
         fi, ti = _index(gram, fit), _index(gram, test)
         g_ff = gram[fi][:, fi]
         g_tf = gram[ti][:, fi]
-        red = _reduce(xf, variance=variance, k=k, epsilon=epsilon, gram=_double_centre(g_ff))
+        # xf_c, centred with the fit half's own mean, is what _reduce decomposes when it
+        # falls back from the Gram matrix to an SVD; ``cross`` holds for either basis
+        red = _reduce(xf_c, variance=variance, k=k, epsilon=epsilon, gram=_double_centre(g_ff))
         cross = g_tf - g_tf.mean(1)[:, None] - g_ff.mean(0) + g_ff.mean()
         return Fold(red, cross @ (red.u * (red.w / red.s**2)))
-    xf_c, mean = _centre(xf, name, " (held-out fit half)")
     red = _reduce(xf_c, variance=variance, k=k, epsilon=epsilon)
     coef = _mT(xf_c) @ (red.u * (red.w / red.s**2))
     return Fold(red, (xc[_index(xc, test)] - mean) @ coef)
@@ -955,7 +958,7 @@ def _retrieval_scores(
         rows, cols = to_numpy(score.argmax(1)), to_numpy(score.argmax(0))
         null = [_accuracy(rows, cols, p) for p in (() if perms is None else perms)]
         mean, std = _summarise_null(null)
-        k_used = MARGIN_NEIGHBOURS if margin else 0
+        k_used = min(MARGIN_NEIGHBOURS, va.n) if margin else 0
         out[metric] = PairScores(
             _accuracy(rows, cols, None), mean, std, math.nan, va.n, k_used, k_used
         )
@@ -1271,7 +1274,8 @@ def pairwise(
     Schijndel 2021), and SVCCA's 99%-variance reduction too, which then keeps little
     more than them; z-scoring gives every dimension the same variance. It changes what
     SVCCA means (the reference definition centres and does not z-score), so it is an
-    option to compare against, not a default.
+    option to compare against, not a default. The scales come from all n sentences, also
+    for the held-out score (whose fit half is then re-centred, not re-scaled).
 
     Each view is prepared once (:func:`prepare_view`: centred, reduced by eigh of the Gram
     matrix when dim > n, else thin SVD; Gram matrix for CKA) and each pair scored

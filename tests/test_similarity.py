@@ -433,7 +433,9 @@ def test_nulls_equal_the_permuted_pairs_scored_from_scratch():
         assert row.null_std == pytest.approx(np.std(draws, ddof=1), abs=1e-9)
 
 
-def ref_heldout(x: np.ndarray, y: np.ndarray, halves, variance: float = 0.99) -> float:
+def ref_heldout(
+    x: np.ndarray, y: np.ndarray, halves, variance: float = 0.99, fixed_k: int | None = None
+) -> float:
     """Held-out SVCCA from the textbook recipe: per fold, SVD reductions of the centred fit
     halves, canonical weights by inverse square roots, test halves projected with the fit
     means and weights, mean Pearson correlation of the paired variates; folds averaged."""
@@ -444,7 +446,7 @@ def ref_heldout(x: np.ndarray, y: np.ndarray, halves, variance: float = 0.99) ->
             mean = v[fit].mean(axis=0)
             u, s, vt = np.linalg.svd(v[fit] - mean, full_matrices=False)
             cum = np.cumsum(s**2)
-            k = int(np.searchsorted(cum, variance * cum[-1])) + 1
+            k = fixed_k or int(np.searchsorted(cum, variance * cum[-1])) + 1
             proj.append(((v[fit] - mean) @ vt[:k].T, (v[test] - mean) @ vt[:k].T))
         (fa, ta), (fb, tb) = proj
         n = len(fit)
@@ -468,6 +470,29 @@ def test_heldout_equals_the_textbook_split_half_recipe(wide):
     from gapscope.similarity import _split
 
     assert row.heldout == pytest.approx(ref_heldout(x, y, _split(5, 80)), abs=1e-8)
+
+
+def test_heldout_when_the_gram_route_falls_back_to_the_svd():
+    """Wide views far from the origin with a steep spectrum: at k = 15 the fit half's Gram
+    eigenvalues fall below the 1e-6 ratio, so each fold is reduced by an SVD of the fit
+    half, which must be centred with the fit half's own mean, as the Gram route is."""
+    rng = rng_for(32)
+    n, d = 120, 300
+    z = rng.standard_normal((n, 3))
+    scales = np.concatenate([np.logspace(0, -5, 15), np.full(d - 15, 1e-7)])
+
+    def view(offset: float) -> np.ndarray:
+        return (z @ rng.standard_normal((3, d)) + rng.standard_normal((n, d))) * scales + offset
+
+    x, y = view(5.0), view(-3.0)
+    from gapscope.similarity import _GRAM_MIN_RATIO, _split
+
+    fit = x[_split(2, n)[0]]
+    lam = np.linalg.svd(fit - fit.mean(0), compute_uv=False) ** 2
+    assert lam[14] < _GRAM_MIN_RATIO * lam[0]  # the fallback is what this test exercises
+    row = pairwise({"x": x, "y": y}, [("x", "y")], k=15, heldout=True, seed=2, epsilon=0.0)
+    expected = ref_heldout(x, y, _split(2, n), fixed_k=15)
+    assert row.iloc[0].heldout == pytest.approx(expected, abs=1e-6)
 
 
 def test_prepared_views_serve_every_pair_and_metric_as_pairwise_does():
