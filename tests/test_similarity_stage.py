@@ -141,6 +141,39 @@ def test_missing_option_is_named():
     section = {k: v for k, v in CONFIG.items() if k != "null_permutations"}
     with pytest.raises(KeyError, match="similarity.null_permutations"):
         Options.from_config(section)
+    with pytest.raises(KeyError, match=r"similarity\.svcca\.variance is missing"):
+        Options.from_config({**CONFIG, "svcca": {"k": None}})
+
+
+def test_a_new_prepared_view_format_reruns_the_views(monkeypatch):
+    """The view rule's params carry the format, so Snakemake reruns views made by older code."""
+    from gapscope.stages import similarity as stage
+
+    before = view_options(CONFIG)
+    monkeypatch.setattr(stage, "PREPARED_FORMAT", stage.PREPARED_FORMAT + 1)
+    assert view_options(CONFIG) != before
+
+
+@pytest.mark.parametrize("bootstrap", [0, 4])
+def test_a_store_changed_after_its_view_was_prepared_is_named(tmp_path, stores, bootstrap):
+    """Rows are read from a store by the ids its prepared view recorded (to align a pair
+    whose views hold different ids, or to bootstrap); a store that has lost some of them
+    since is refused with its path, not misread."""
+    options = Options.from_config({**CONFIG, "bootstrap": bootstrap})
+    from gapscope.store import open_view
+
+    def subset(name: str, lang: str, keep) -> str:
+        store = open_view(stores[lang])
+        rows = np.flatnonzero(keep(store.sentence_ids))
+        data = {t: store.read(t)[rows] for t in TAPS}
+        return make(tmp_path / name, store.sentence_ids[rows], data, language=lang,
+                    modality="text")  # fmt: skip
+
+    deu = prepare_store(stores["deu_Latn"], options)
+    other = stores["eng_Latn"] if bootstrap else subset("eng.zarr", "eng_Latn", lambda i: i % 5)
+    deu.path = subset("deu_now.zarr", "deu_Latn", lambda i: i % 3)  # rewritten since
+    with pytest.raises(PreparedViewError, match=r"deu_now\.zarr: the store no longer holds"):
+        pair(deu, prepare_store(other, options), options)
 
 
 def test_bootstrap_intervals_come_from_the_stores(tmp_path, stores):

@@ -50,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PREPARED_FORMAT = 1
+PREPARED_FORMAT = 2  # 2: held-out folds of wide views fixed where the Gram route falls back
 # which two views, then pairwise's own columns from ``metric`` on
 TIDY_COLUMNS = [
     "model",
@@ -90,20 +90,27 @@ class Options:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Options:
         """From the validated ``similarity`` section; a missing key is named."""
-        try:
-            return cls(
-                metrics=tuple(section["metrics"]),
-                variance=float(section["svcca"]["variance"]),
-                k=section["svcca"]["k"],
-                null_permutations=int(section["null_permutations"]),
-                heldout=bool(section["heldout"]),
-                bootstrap=int(section["bootstrap"]),
-                seed=int(section["seed"]),
-                mknn_k=int(section["mknn"]["k"]),
-                standardize=bool(section["standardize"]),
-            )
-        except KeyError as err:
-            raise KeyError(f"similarity.{err.args[0]} is missing from the options") from err
+
+        def get(*keys: str) -> Any:
+            value: Any = section
+            for i, key in enumerate(keys):
+                if not isinstance(value, Mapping) or key not in value:
+                    path = ".".join(("similarity", *keys[: i + 1]))
+                    raise KeyError(f"{path} is missing from the options")
+                value = value[key]
+            return value
+
+        return cls(
+            metrics=tuple(get("metrics")),
+            variance=float(get("svcca", "variance")),
+            k=get("svcca", "k"),
+            null_permutations=int(get("null_permutations")),
+            heldout=bool(get("heldout")),
+            bootstrap=int(get("bootstrap")),
+            seed=int(get("seed")),
+            mknn_k=int(get("mknn", "k")),
+            standardize=bool(get("standardize")),
+        )
 
     @property
     def cca(self) -> bool:
@@ -139,8 +146,9 @@ class Options:
 
 
 def view_options(section: Mapping[str, Any]) -> dict[str, Any]:
-    """The options a prepared view depends on, from the ``similarity`` config section."""
-    return Options.from_config(section).view_key()
+    """The options a prepared view depends on, from the ``similarity`` config section, and
+    the prepared-view format (the rule's params: a new format reruns the views)."""
+    return {**Options.from_config(section).view_key(), "format": PREPARED_FORMAT}
 
 
 @dataclass
@@ -254,8 +262,23 @@ def load_prepared(
     path = Path(path)
     try:
         files = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
+    with files:
+        return _read_prepared(path, files, options, store, taps, device)
+
+
+def _read_prepared(
+    path: Path,
+    files: Any,
+    options: Options,
+    store: str | Path | None,
+    taps: Sequence[str] | None,
+    device: Any,
+) -> PreparedStore:
+    try:
         meta = json.loads(files["meta"].tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError) as err:
+    except (ValueError, KeyError) as err:
         raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
     if meta.get("format") != PREPARED_FORMAT:
         raise PreparedViewError(
@@ -274,6 +297,9 @@ def load_prepared(
         key=meta["options"],
         path=Path(store or meta["store_path"]) if store or meta.get("store_path") else None,
     )
+    unknown = [tap for tap in taps or () if tap not in prepared.taps]
+    if unknown:
+        raise PreparedViewError(f"{path}: no tap {unknown} (it has {prepared.taps})")
     for tap in taps if taps is not None else prepared.taps:
         prefix = f"{tap}/cca"
         view = sim.PreparedView(
@@ -366,10 +392,8 @@ def _restrict(
     """The same store prepared again on a subset of its rows (ascending id order kept)."""
     from gapscope.store import open_view
 
-    if prepared.path is None:
-        raise PreparedViewError(f"{prepared.name}: its store is unknown, cannot align ids")
-    store = open_view(prepared.path)
-    order = np.argsort(store.sentence_ids, kind="stable")[rows]
+    store = open_view(_store_path(prepared))
+    order = _store_rows(store, prepared.sentence_ids[rows], prepared)
     subset = PreparedStore(
         prepared.attrs, prepared.sentence_ids[rows], prepared.taps, key=prepared.key,
         path=prepared.path,
@@ -382,6 +406,29 @@ def _restrict(
             **options.prepare_kwargs(),
         )
     return subset
+
+
+def _store_path(prepared: PreparedStore) -> Path:
+    if prepared.path is None:
+        raise PreparedViewError(f"{prepared.name}: its store is unknown, cannot read its rows")
+    return prepared.path
+
+
+def _store_rows(store: Any, ids: np.ndarray, prepared: PreparedStore) -> np.ndarray:
+    """Rows of ``store`` holding ``ids`` (in that order); refused, with the store named, when
+    the store no longer holds them (it changed after its view was prepared)."""
+    now = store.sentence_ids
+    order = np.argsort(now, kind="stable")
+    held = now[order]
+    pos = np.minimum(np.searchsorted(held, ids), max(len(held) - 1, 0))
+    missing = ids[held[pos] != ids] if len(held) else ids
+    if len(missing):
+        raise PreparedViewError(
+            f"{prepared.path}: the store no longer holds {len(missing)} sentence ids of its "
+            f"prepared view {prepared.name} (e.g. {missing[:5].tolist()}); it changed after "
+            "the view was prepared: rerun its similarity_view job"
+        )
+    return order[pos]
 
 
 def compare_prepared(
@@ -419,15 +466,24 @@ def compare_prepared(
     retrieval = [m for m in options.metrics if m in sim.RETRIEVAL_METRICS]
     others = [m for m in options.metrics if m not in retrieval]
     scores: list[dict[str, sim.PairScores]] = [{} for _ in items]
-    if others:
-        got = sim.compare_views(items, others, heldout=options.heldout and options.cca)
-        for row, values in zip(scores, got, strict=True):
-            row.update(values)
     shared = [i for i, ok in enumerate(one_space) if ok]
-    if retrieval and shared:
-        got = sim.compare_views([items[i] for i in shared], retrieval)
-        for i, row in zip(shared, got, strict=True):
-            scores[i].update(row)
+    for i in shared if retrieval else ():
+        if items[i][0].dim != items[i][1].dim:
+            raise PreparedViewError(
+                f"{where[0]} ~ {where[1]}: {adapter} declares taps {pairs[i]} one space, but "
+                f"they are {items[i][0].dim} and {items[i][1].dim} wide (no retrieval possible)"
+            )
+    try:
+        if others:
+            got = sim.compare_views(items, others, heldout=options.heldout and options.cca)
+            for row, values in zip(scores, got, strict=True):
+                row.update(values)
+        if retrieval and shared:
+            got = sim.compare_views([items[i] for i in shared], retrieval)
+            for i, row in zip(shared, got, strict=True):
+                scores[i].update(row)
+    except ValueError as err:
+        raise ValueError(f"{where[0]} ~ {where[1]}: {err}") from err
     ci = _bootstrap_ci(a, b, pairs, names, options) if options.bootstrap else {}
     lang_a, mod_a = a.attrs["language"], a.attrs["modality"]
     lang_b, mod_b = b.attrs["language"], b.attrs["modality"]
@@ -457,16 +513,15 @@ def _bootstrap_ci(
     """Bootstrap intervals: each resample redoes both views from the stores' rows."""
     from gapscope.store import open_view
 
-    views = {}
-    for prepared, side in ((a, 0), (b, 1)):
-        store = open_view(prepared.path)
-        index = {int(s): i for i, s in enumerate(store.sentence_ids)}
-        rows = np.array([index[int(s)] for s in prepared.sentence_ids])
-        for pair, name in zip(pairs, names, strict=True):
-            views.setdefault(name[side], store.read(pair[side])[rows].astype(np.float64))
     metrics = [m for m in options.metrics if m not in sim.POINTWISE_METRICS]
     if not metrics:
         return {}
+    views = {}
+    for prepared, side in ((a, 0), (b, 1)):
+        store = open_view(_store_path(prepared))
+        rows = _store_rows(store, prepared.sentence_ids, prepared)
+        for pair, name in zip(pairs, names, strict=True):
+            views.setdefault(name[side], store.read(pair[side])[rows].astype(np.float64))
     table = sim.pairwise(
         views,
         names,
