@@ -86,7 +86,8 @@ def time_extract(
     batch_tokens: int = 8192,
 ) -> tuple[float, float]:
     """Sentences/s of ``extract_view`` into a fresh store, and its padding waste."""
-    from gapscope import extract, workflow
+    from gapscope import extract
+    from gapscope.stages import extract as extract_stage
     from gapscope.store import ViewWriter
 
     attrs = {
@@ -101,7 +102,7 @@ def time_extract(
         "pooling": "masked_mean",
         "taps": adapter.taps(modality),
     }
-    budget = workflow.extract_budget(
+    budget = extract_stage.extract_budget(
         {"batch_tokens": batch_tokens, "batch_seconds": batch_seconds}, modality
     )
     writer = ViewWriter(

@@ -48,7 +48,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gapscope import workflow as gw  # noqa: E402
+from gapscope.stages import common  # noqa: E402
 from gapscope.store import ViewWriter  # noqa: E402
 
 MODEL = "paper_synth"
@@ -211,7 +211,7 @@ def paper_shape() -> tuple[int, int]:
     """Views and pairs of configs/paper.yaml."""
     cfg = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
     models, langs = cfg["models"], cfg["languages"]
-    pairs = gw.plan_pairs(list(models), langs, cfg["modalities"], "all", models)
+    pairs = common.plan_pairs(list(models), langs, cfg["modalities"], "all", models)
     views = {(m, la, ma) for m, la, ma, _, _ in pairs} | {(m, lb, mb) for m, _, _, lb, mb in pairs}
     return len(views), len(pairs)
 
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     if metrics != OPTIONS["metrics"] and args.baseline:
         parser.error("the baseline runs the paper's metrics: with --metrics, pass --baseline ''")
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
-    pairs = gw.plan_pairs([MODEL], languages, ["text", "speech"], "all")
+    pairs = common.plan_pairs([MODEL], languages, ["text", "speech"], "all")
     views = sorted({(la, ma) for _, la, ma, _, _ in pairs} | {(lb, mb) for *_, lb, mb in pairs})
     view_targets = [f"results/similarity/{MODEL}/views/{lang}.{mod}.npz" for lang, mod in views]
     print(

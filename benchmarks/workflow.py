@@ -235,10 +235,10 @@ def demo_stage(workdir: Path, n_languages: int, repeats: int) -> list[dict]:
     cfg["similarity"].update(metrics=["svcca", "cka"], null_permutations=4)
     workdir.mkdir(parents=True, exist_ok=True)
     config = write(cfg, workdir / "config.yaml")
-    from gapscope import workflow as gw
+    from gapscope.stages import common
 
     models = list(cfg["models"])
-    pairs = gw.plan_pairs(models, cfg["languages"], cfg["modalities"], "all", cfg["models"])
+    pairs = common.plan_pairs(models, cfg["languages"], cfg["modalities"], "all", cfg["models"])
     stores = sorted(
         {
             f"results/activations/{m}/{lang}/{mod}.zarr"

@@ -1,4 +1,4 @@
-"""Extract stage: run every sentence of one view through a model and store pooled taps.
+"""Extraction loop: every sentence of one view through a loaded adapter into a store writer.
 
 Sentences are processed in store chunks (bounded memory whatever the corpus size); inside a
 chunk they are sorted by length and packed into batches under a padded-size budget, so
@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,9 @@ from tqdm import tqdm
 
 from gapscope.corpus.audio import TARGET_RATE, check_audio, read_audio
 from gapscope.models.base import check_finite
-from gapscope.store import ViewWriter, publish, staging_path
+
+if TYPE_CHECKING:
+    from gapscope.store import ViewWriter
 
 log = logging.getLogger(__name__)
 
@@ -168,69 +171,3 @@ def _average_recordings(
         summed = np.bincount(index, weights=lengths[tap], minlength=len(chunk_ids))
         out_l[tap] = np.rint(summed / counts).astype(np.int32)
     return out_v, out_l
-
-
-def run_view(
-    *,
-    manifest: pd.DataFrame,
-    model: dict,
-    language: str,
-    modality: str,
-    store: str,
-    budget: int,
-    chunk_size: int,
-    device: str = "auto",
-    threads: int = 1,
-) -> dict:
-    """Load the model of one view, extract every sentence and write the store."""
-    import time
-
-    import torch
-
-    from gapscope.models import ModelSpec, load_adapter
-    from gapscope.models.base import default_device, single_threaded_blas
-
-    torch.set_num_threads(max(1, int(threads)))
-    single_threaded_blas()
-    spec = ModelSpec(
-        name=model["name"],
-        adapter=model["adapter"],
-        checkpoint=model["checkpoint"],
-        revision=model["revision"],
-        init=model["init"],
-        dtype=model["dtype"],
-        trust_remote_code=model["trust_remote_code"],
-        seed=model["seed"],
-        options=dict(model.get("options") or {}),
-    )
-    target = default_device() if device == "auto" else torch.device(device)
-    started = time.perf_counter()
-    adapter = load_adapter(spec, modality, target)
-    loaded = time.perf_counter()
-    attrs = {
-        **{k: model[k] for k in ("adapter", "checkpoint", "revision", "init", "dtype")},
-        "model": model["name"],
-        "language": language,
-        "modality": modality,
-        "pooling": model["pooling"],
-        "recording": model["recording"],
-        "options": dict(model.get("options") or {}),
-        "seed": model["seed"],
-        "taps": adapter.taps(modality),
-        "device": str(target),
-    }
-    ids = sorted(manifest["sentence_id"].unique())
-    staging = staging_path(store)
-    writer = ViewWriter(staging, ids, attrs, chunk_size=chunk_size, resume=True)
-    stats = extract_view(
-        adapter, manifest, writer, language=language, modality=modality, budget=budget
-    )
-    publish(staging, store)
-    done = time.perf_counter()
-    stats.update(
-        load_seconds=loaded - started,
-        extract_seconds=done - loaded,
-        sentences_per_second=stats["computed_inputs"] / max(done - loaded, 1e-9),
-        device=str(target),
-    )
-    return stats

@@ -20,7 +20,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gapscope.gaps import COMPARISONS, GROUP_ORDER, OVERALL, language_info, layer_index
+from gapscope.gaps import COMPARISONS, GROUP_ORDER, OVERALL, language_info
+from gapscope.taps import last_layer, layer_index
 
 __all__ = [
     "COMPARISON_STYLE",
@@ -639,11 +640,6 @@ def plot_length_adaptation(
     return save_figure(fig, out_stem)
 
 
-def _last_layer_tap(taps: Sequence[str]) -> str | None:
-    layered = [(layer_index(t), t) for t in taps if layer_index(t) is not None]
-    return max(layered)[1] if layered else None
-
-
 @mpl.rc_context(_RC)
 def plot_modality_vs_language(
     per_language: pd.DataFrame, out_stem: Path, *, metric: str = "svcca"
@@ -674,7 +670,7 @@ def plot_modality_vs_language(
     for i, model in enumerate(models):
         style = _model_style(i)
         sub = layered[layered["model"] == model]
-        tap = _last_layer_tap(list(sub["tap"]))
+        tap = last_layer(sub["tap"])
         last = sub[sub["tap"] == tap]
         ax_scatter.plot(
             last["cross_lingual_text"], last["cross_modal"], ls="none", marker=style["marker"],

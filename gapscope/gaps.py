@@ -25,19 +25,19 @@ Conventions
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from gapscope.languages import ENGLISH
+from gapscope.taps import TAP_SEPARATOR, last_layer, tap_label, tap_sort_key
+
 __all__ = [
     "COMPARISONS",
-    "ENGLISH",
     "GAP_COLUMNS",
+    "DEFAULT_LENGTH_TAPS",
     "GROUP_ORDER",
-    "NAMED_TAP_ORDER",
-    "TAP_SEPARATOR",
     "cross_lingual_table",
     "cross_modal_table",
     "format_headline",
@@ -45,68 +45,19 @@ __all__ = [
     "gap_table",
     "group_summary",
     "headline",
-    "html_page",
     "language_info",
     "language_order",
-    "layer_index",
     "length_adaptation_effect",
-    "length_adaptation_pairs",
-    "length_adaptation_by_model",
     "length_ratio_groups",
     "length_ratios",
     "length_statistics",
     "length_taps",
-    "length_taps_by_model",
     "modality_vs_language",
     "modality_vs_language_groups",
-    "read_lengths",
-    "summary_metric",
-    "summary_targets",
-    "tap_label",
-    "tap_sort_key",
 ]
 
 COMPARISONS: tuple[str, ...] = ("cross_modal", "cross_lingual_text", "cross_lingual_speech")
-NAMED_TAP_ORDER: tuple[str, ...] = (
-    "encoder_out",
-    "pre_adaptor",
-    "post_adaptor",
-    "pooled",
-    "qformer_in",
-    "qformer_out",
-)
-TAP_SEPARATOR = "~"
-_LAYER_RE = re.compile(r"layer(\d+)")
-
 TapPair = tuple[str, str]
-
-
-def tap_label(tap_a: str, tap_b: str) -> str:
-    """Label of a tap pair: ``tap_a`` if both sides are equal, else ``"tap_a~tap_b"``."""
-    return tap_a if tap_a == tap_b else f"{tap_a}{TAP_SEPARATOR}{tap_b}"
-
-
-def layer_index(tap: str) -> int | None:
-    """Layer number of a ``layerNN`` tap, else None."""
-    match = _LAYER_RE.fullmatch(tap)
-    return int(match.group(1)) if match else None
-
-
-def _single_tap_key(tap: str) -> tuple[int, int, str]:
-    layer = layer_index(tap)
-    if layer is not None:
-        return (0, layer, "")
-    if tap in NAMED_TAP_ORDER:
-        return (1, NAMED_TAP_ORDER.index(tap), "")
-    return (2, 0, tap)
-
-
-def tap_sort_key(tap: str) -> tuple[int | str, ...]:
-    """Sort key: layers numerically, then named taps in :data:`NAMED_TAP_ORDER`, then
-    unknown names alphabetically. A pair label ``a~b`` sorts right after ``a`` by ``b``."""
-    first, _, second = tap.partition(TAP_SEPARATOR)
-    tail = _single_tap_key(second) if second else (-1, 0, "")
-    return (*_single_tap_key(first), *tail)
 
 
 def _with_tap_label(similarity: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -304,15 +255,6 @@ def length_adaptation_effect(
 _HEADLINE_VALUES = ("cross_modal", "cross_lingual_text", "cross_lingual_speech")
 
 
-def _last_layer_tap(rows: pd.DataFrame) -> str | None:
-    layered = [
-        (layer_index(t), t)
-        for t, cm in zip(rows["tap"], rows["cross_modal"], strict=True)
-        if layer_index(t) is not None and not pd.isna(cm)
-    ]
-    return max(layered)[1] if layered else None
-
-
 def _lookup(rows: pd.DataFrame, tap: str, column: str) -> float:
     hit = rows.loc[rows["tap"] == tap, column]
     return float(hit.iloc[0]) if len(hit) else math.nan
@@ -338,7 +280,10 @@ def headline(gaps: pd.DataFrame) -> pd.DataFrame:
         if with_cm.empty:
             continue
         best = str(with_cm.loc[with_cm["cross_modal"].idxmax(), "tap"])
-        picks = [("last layer", _last_layer_tap(rows)), ("best", best)]
+        picks = [
+            ("last layer", last_layer(rows.loc[rows["cross_modal"].notna(), "tap"])),
+            ("best", best),
+        ]
         for at, tap in picks:
             if tap is None:
                 continue
@@ -413,7 +358,6 @@ def format_headline(gaps: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------
 # Languages and groups
 
-ENGLISH = "eng_Latn"
 GROUP_ORDER: tuple[str, ...] = ("high", "medium", "low")
 OVERALL = "all"
 
@@ -775,25 +719,6 @@ Lengths = Mapping[LengthKey, tuple[np.ndarray, Mapping[str, np.ndarray]]]
 """Per store: sentence ids and, per tap, the pooled length of each sentence."""
 
 
-def read_lengths(paths: Mapping[LengthKey, str]) -> dict:
-    """Read sentence ids and every tap's pooled lengths from finished stores."""
-    from gapscope.store import open_view
-
-    out = {}
-    for key, path in paths.items():
-        view = open_view(path)
-        out[key] = (view.sentence_ids, {tap: view.lengths(tap) for tap in view.taps})
-    return out
-
-
-def length_adaptation_pairs(adapter: str) -> tuple[TapPair, TapPair] | None:
-    """The (before, after) cross-modal tap pairs an adapter family declares, or None."""
-    from gapscope.models import FAMILIES
-
-    family = FAMILIES.get(adapter)
-    return None if family is None else family.length_adaptation
-
-
 LENGTH_STAT_COLUMNS = [
     "model", "language", "group", "family", "script", "modality", "tap", "n_sentences",
     "mean", "std", "median", "min", "max",
@@ -843,16 +768,18 @@ LengthTaps = tuple[str, str, str | None]
 """(text tap, speech tap before length adaptation, speech tap after it or None)."""
 
 
-def length_taps(adapter: str | None) -> LengthTaps:
-    """The taps whose lengths show an adapter's length adaptation.
+DEFAULT_LENGTH_TAPS: LengthTaps = ("layer00", "layer00", None)
+"""Length taps of a family that declares no length adaptation: the embeddings on both sides."""
 
-    From the family's declared ``length_adaptation`` pairs (text tap of the ``before``
-    pair, and the speech taps of both pairs); without a declaration, ``layer00`` on both
-    sides and no ``after`` tap.
+
+def length_taps(pairs: tuple[TapPair, TapPair] | None) -> LengthTaps:
+    """The taps whose lengths show a length adaptation declared as (before, after) pairs.
+
+    The text tap of the ``before`` pair and the speech taps of both pairs; without a
+    declaration, :data:`DEFAULT_LENGTH_TAPS`.
     """
-    pairs = length_adaptation_pairs(adapter) if adapter else None
     if pairs is None:
-        return ("layer00", "layer00", None)
+        return DEFAULT_LENGTH_TAPS
     (text_tap, speech_before), (_, speech_after) = pairs
     return (text_tap, speech_before, speech_after)
 
@@ -861,7 +788,7 @@ def length_ratios(lengths: Lengths, taps: Mapping[str, LengthTaps] | None = None
     """Per model and language: text tokens, speech frames before/after adaptation, ratios.
 
     ``taps`` maps a model to its (text tap, speech before, speech after) taps (default:
-    :func:`length_taps` of no adapter). Text and speech lengths are aligned by sentence id
+    :data:`DEFAULT_LENGTH_TAPS`). Text and speech lengths are aligned by sentence id
     (ids present in both stores). Per sentence: ``ratio_before`` = speech frames before /
     text tokens, ``ratio_after`` = speech frames after / text tokens and ``reduction`` =
     frames before / frames after; each column is the mean over sentences and ``*_std`` the
@@ -871,7 +798,7 @@ def length_ratios(lengths: Lengths, taps: Mapping[str, LengthTaps] | None = None
     rows = []
     models = sorted({m for m, _, _ in lengths})
     for model in models:
-        text_tap, before_tap, after_tap = taps.get(model, length_taps(None))
+        text_tap, before_tap, after_tap = taps.get(model, DEFAULT_LENGTH_TAPS)
         for language in sorted({lang for m, lang, _ in lengths if m == model}):
             text = lengths.get((model, language, "text"))
             speech = lengths.get((model, language, "speech"))
@@ -928,106 +855,6 @@ def length_ratio_groups(ratios: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# --------------------------------------------------------------------------------------
-# HTML rendering of tables (for the Snakemake report)
-
-COLUMN_NOTES: dict[str, str] = {
-    "tap": "where the comparison was taken; 'a~b' = text tap a against speech tap b",
-    "score": "similarity of the two views (metric column)",
-    "null_mean": "mean similarity over shuffled sentence pairings (null baseline)",
-    "null": "mean null baseline (shuffled sentence pairings)",
-    "calibrated": "score minus its null baseline",
-    "heldout": "split-half held-out score (projections fit on one half, scored on the other)",
-    "n": "sentences compared",
-    "n_sentences": "sentences compared (smallest over the averaged pairs)",
-    "group": "resource group of the language (language table); 'all' = every language",
-    "modality_gap": "cross-lingual text minus cross-modal: > 0 when the modality gap "
-    "exceeds the language gap",
-    "text_minus_speech": "cross-lingual text minus cross-lingual speech: > 0 when speech "
-    "differs more across languages than text",
-    "delta": "after minus before length adaptation (cross-modal score)",
-    "ratio_before": "speech frames before length adaptation per text token (per sentence)",
-    "ratio_after": "speech frames after length adaptation per text token (per sentence)",
-    "reduction": "speech frames before / after length adaptation (per sentence)",
-    "_std": "sample standard deviation (over pairs, languages or sentences: see title)",
-    "_calibrated": "the same value computed from score minus null baseline",
-    "_mean": "mean over the languages of the group",
-}
-
-_HTML_STYLE = """
-body { font-family: system-ui, sans-serif; font-size: 13px; margin: 1em; color: #111; }
-h1 { font-size: 18px; } h2 { font-size: 15px; margin-top: 1.5em; }
-table { border-collapse: collapse; margin: 0.5em 0; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
-th { background: #f0f0f0; position: sticky; top: 0; }
-tr:nth-child(even) td { background: #fafafa; }
-td:first-child, th:first-child { text-align: left; }
-p.note { max-width: 60em; } dl { font-size: 12px; } dt { font-weight: 600; }
-"""
-
-
-def _glossary(columns: Sequence[str]) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {}
-    for col in columns:
-        if col in COLUMN_NOTES:
-            seen[col] = COLUMN_NOTES[col]
-            continue
-        for suffix in ("_calibrated", "_std", "_mean"):
-            if col.endswith(suffix):
-                seen[f"*{suffix}"] = COLUMN_NOTES[suffix]
-    return list(seen.items())
-
-
-def html_page(
-    title: str,
-    sections: Sequence[tuple[str, pd.DataFrame, str]],
-    *,
-    intro: str = "",
-    digits: int = 4,
-) -> str:
-    """A self-contained, script-free HTML page with one table per section.
-
-    ``sections`` are (heading, table, note). Every string from titles, notes, column names
-    and cells is HTML-escaped; the page forbids scripts with a Content-Security-Policy.
-    """
-    import html
-
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>{esc(title)}</title><style>{_HTML_STYLE}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
-    if intro:
-        parts.append(f'<p class="note">{esc(intro)}</p>')
-    for heading, table, note in sections:
-        parts.append(f"<h2>{esc(heading)}</h2>")
-        if note:
-            parts.append(f'<p class="note">{esc(note)}</p>')
-        if table.empty:
-            parts.append("<p><em>no rows</em></p>")
-            continue
-        parts.append(
-            table.to_html(
-                index=False,
-                escape=True,
-                na_rep="–",
-                float_format=lambda x: f"{x:.{digits}f}",
-                border=0,
-            )
-        )
-        glossary = _glossary(list(table.columns))
-        if glossary:
-            parts.append("<dl>")
-            parts += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in glossary]
-            parts.append("</dl>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
 def format_length_adaptation(per_group: pd.DataFrame) -> str:
     """Fixed-width table of :func:`length_adaptation_effect`'s per-group rows (3 decimals)."""
     if per_group.empty:
@@ -1053,57 +880,3 @@ def format_length_adaptation(per_group: pd.DataFrame) -> str:
         for r in per_group.itertuples(index=False)
     ]
     return _fmt_table(header, body)
-
-
-# --------------------------------------------------------------------------------------
-# Workflow glue (pure functions of the config, used by rules/summarize.smk)
-
-SUMMARY_TABLES: tuple[str, ...] = (
-    "gaps", "cross_modal", "cross_lingual", "modality_vs_language",
-    "modality_vs_language_groups", "length_adaptation", "length_adaptation_groups",
-    "lengths", "length_ratios", "length_ratios_groups",
-)  # fmt: skip
-SUMMARY_PAGES: tuple[str, ...] = (
-    "gaps", "cross_modal", "cross_lingual", "modality_vs_language", "length_adaptation",
-    "lengths", "config",
-)  # fmt: skip
-SUMMARY_FIGURES: tuple[str, ...] = (
-    "layer_curves", "cross_lingual_curves", "models_cross_modal", "modality_vs_language",
-    "length_adaptation", "metrics_by_layer",
-)  # fmt: skip
-
-
-def summary_metric(config: Mapping) -> str:
-    """The metric of the summaries: ``summarize.metric``, else the first computed metric."""
-    metrics = list(config["similarity"]["metrics"])
-    metric = (config.get("summarize") or {}).get("metric") or metrics[0]
-    if metric not in metrics:
-        raise ValueError(
-            f"summarize.metric: {metric!r} is not computed; similarity.metrics is {metrics}"
-        )
-    return metric
-
-
-def summary_targets(models: Sequence[str]) -> list[str]:
-    """Every table (CSV), report page (HTML) and figure (SVG + PNG) of the summaries."""
-    figures = [*SUMMARY_FIGURES, *[f"heatmaps/{model}" for model in models]]
-    return [
-        *[f"results/summary/{name}.csv" for name in SUMMARY_TABLES],
-        *[f"results/summary/{name}.html" for name in SUMMARY_PAGES],
-        *[f"results/figures/{name}.{ext}" for name in figures for ext in ("svg", "png")],
-    ]
-
-
-def length_adaptation_by_model(models: Mapping[str, Mapping]) -> dict[str, list[list[str]]]:
-    """Per configured model whose family declares them, its [before, after] tap pairs."""
-    out = {}
-    for name, spec in models.items():
-        pairs = length_adaptation_pairs(spec["adapter"])
-        if pairs is not None:
-            out[name] = [list(pair) for pair in pairs]
-    return out
-
-
-def length_taps_by_model(models: Mapping[str, Mapping]) -> dict[str, list[str | None]]:
-    """Per configured model, its (text, speech before, speech after) length taps."""
-    return {name: list(length_taps(spec["adapter"])) for name, spec in models.items()}

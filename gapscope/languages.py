@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Literal, cast
 
-__all__ = ["Language", "UnknownLanguageError", "by_fleurs", "get", "load_table"]
+__all__ = ["ENGLISH", "Language", "UnknownLanguageError", "by_fleurs", "get", "load_table"]
+
+ENGLISH = "eng_Latn"  # the pivot of english_centric comparisons and of cross-lingual tables
 
 Resource = Literal["high", "medium", "low"]
 

@@ -5,22 +5,21 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from gapscope import gaps as gg
-from gapscope import workflow as gw
-from gapscope.stages import similarity as gs
+from gapscope.models.demo import DEMO_MODELS
+from gapscope.stages import common, corpus, extract, similarity, summarize
 
 
 validate(config, schema="schemas/config.schema.yaml")
-gw.check_config(config)
-gw.check_sonar_python(config, workflow.basedir)
+common.check_config(config)
+extract.check_sonar_python(config, workflow.basedir)
 
 LANGUAGES = list(config["languages"])
 MODALITIES = list(config["modalities"])
 MODELS = list(config["models"])
 # SONAR models run under their own interpreter (rule extract_activations_sonar).
-SONAR_MODELS = gw.sonar_models(config)
+SONAR_MODELS = extract.sonar_models(config)
 OTHER_MODELS = [m for m in MODELS if m not in SONAR_MODELS]
-FLEURS = gw.fleurs_codes(LANGUAGES)
+FLEURS = corpus.fleurs_codes(LANGUAGES)
 
 
 wildcard_constraints:
@@ -33,7 +32,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     fleurs="|".join(FLEURS.values()),
     split="train|dev|test",
-    demo_model="|".join(gw.DEMO_MODELS),
+    demo_model="|".join(DEMO_MODELS),
 
 
 def store_path(model, language, modality):
@@ -53,7 +52,7 @@ def pair_path(model, lang_a, modality_a, lang_b, modality_b):
 
 def get_pairs():
     """Every (model, lang_a, modality_a, lang_b, modality_b) compared under this config."""
-    return gw.plan_pairs(
+    return common.plan_pairs(
         MODELS, LANGUAGES, MODALITIES, config["similarity"]["cross_lingual"], config["models"]
     )
 
@@ -66,14 +65,14 @@ def get_pair_tables(wildcards):
 def get_corpus_table(wildcards):
     """The FLEURS-layout split table of one language (synthesised, local or from the hub)."""
     fleurs = FLEURS[wildcards.language]
-    return str(Path(gw.corpus_root(config)) / fleurs / f"{config['corpus']['split']}.tsv")
+    return str(Path(corpus.corpus_root(config)) / fleurs / f"{config['corpus']['split']}.tsv")
 
 
 def get_corpus_audio(wildcards):
     """The folder with one language's split audio (generated, fetched or local)."""
     fleurs = FLEURS[wildcards.language]
     split = config["corpus"]["split"]
-    return str(Path(gw.corpus_root(config)) / fleurs / "audio" / split)
+    return str(Path(corpus.corpus_root(config)) / fleurs / "audio" / split)
 
 
 def get_fleurs_language(wildcards):
@@ -90,12 +89,12 @@ def get_sentence_ids_file(wildcards):
 def get_model_dir(wildcards):
     """The model folder when the workflow builds it (demo models), else nothing."""
     path = config["models"][wildcards.model]["checkpoint"]
-    return [path] if gw.is_demo_checkpoint(path) else []
+    return [path] if extract.is_demo_checkpoint(path) else []
 
 
 def get_model_params(wildcards):
     """Everything about a model that changes its activations (a change reruns extraction)."""
-    return gw.model_params(config, wildcards.model)
+    return extract.model_params(config, wildcards.model)
 
 
 def get_model_params_json(wildcards):
@@ -105,7 +104,7 @@ def get_model_params_json(wildcards):
 
 def get_extract_budget(wildcards):
     """Padded batch budget: tokens for text, samples for speech."""
-    return gw.extract_budget(config["extract"], wildcards.modality)
+    return extract.extract_budget(config["extract"], wildcards.modality)
 
 
 def get_adapter(wildcards):
@@ -128,7 +127,7 @@ def get_pair_inputs(wildcards):
 
 def get_view_options(wildcards):
     """The similarity options a prepared view depends on (a change reruns the views)."""
-    return gs.view_options(config["similarity"])
+    return similarity.view_options(config["similarity"])
 
 
 def get_pair_options(wildcards):
@@ -143,10 +142,10 @@ def get_final_output():
         "results/summary/gaps.csv",
         "results/figures/layer_curves.svg",
         "results/corpus/coverage.tsv",
-        *gg.summary_targets(MODELS),  # gap tables, report pages, figures (rules/summarize.smk)
+        *summarize.summary_targets(MODELS),  # gap tables, report pages, figures (rules/summarize.smk)
     ]
 
 
 def print_headline():
     """Print the headline gap table after a successful run."""
-    gw.print_headline("results/summary/gaps.csv")
+    summarize.print_headline("results/summary/gaps.csv")

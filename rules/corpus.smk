@@ -1,11 +1,11 @@
-from gapscope import corpus as gc
+from gapscope.stages import corpus
 
 
 rule corpus_synthesize_speech:
     """Synthesise one demo language with espeak-ng into the official FLEURS layout."""
     output:
-        table=f"{gw.DEMO_CORPUS_ROOT}/{{fleurs}}/{{split}}.tsv",
-        audio=directory(f"{gw.DEMO_CORPUS_ROOT}/{{fleurs}}/audio/{{split}}"),
+        table=f"{corpus.DEMO_CORPUS_ROOT}/{{fleurs}}/{{split}}.tsv",
+        audio=directory(f"{corpus.DEMO_CORPUS_ROOT}/{{fleurs}}/audio/{{split}}"),
     params:
         language=get_fleurs_language,
     conda:
@@ -19,8 +19,8 @@ rule corpus_synthesize_speech:
 rule corpus_fetch_fleurs:
     """Fetch one FLEURS split (table + audio tarball) from the hub into the official layout."""
     output:
-        table=f"{gw.FLEURS_HF_ROOT}/{{fleurs}}/{{split}}.tsv",
-        audio=directory(f"{gw.FLEURS_HF_ROOT}/{{fleurs}}/audio/{{split}}"),
+        table=f"{corpus.FLEURS_HF_ROOT}/{{fleurs}}/{{split}}.tsv",
+        audio=directory(f"{corpus.FLEURS_HF_ROOT}/{{fleurs}}/audio/{{split}}"),
     params:
         repo=config["corpus"]["fleurs_hf"]["repo"],
         revision=config["corpus"]["fleurs_hf"]["revision"],
@@ -36,8 +36,8 @@ rule corpus_fetch_fleurs:
 rule corpus_fetch_dataset:
     """Export one language of a parquet speech dataset (16 kHz WAV) into the official layout."""
     output:
-        table=f"{gw.HF_DATASET_ROOT}/{{fleurs}}/{{split}}.tsv",
-        audio=directory(f"{gw.HF_DATASET_ROOT}/{{fleurs}}/audio/{{split}}"),
+        table=f"{corpus.HF_DATASET_ROOT}/{{fleurs}}/{{split}}.tsv",
+        audio=directory(f"{corpus.HF_DATASET_ROOT}/{{fleurs}}/audio/{{split}}"),
     params:
         language=get_fleurs_language,
         options=config["corpus"]["hf_dataset"],
@@ -60,7 +60,7 @@ rule corpus_manifest:
         manifest="results/corpus/{language}/manifest.tsv",
         report="results/corpus/{language}/report.json",
     params:
-        corpus=gc.manifest_params(config["corpus"]),
+        corpus=corpus.manifest_params(config["corpus"]),
     conda:
         "../envs/gapscope.yaml"
     log:

@@ -1,7 +1,7 @@
 rule extract_demo_model:
     """Build a tiny random-init checkpoint of a real architecture (offline demo and tests)."""
     output:
-        directory(f"{gw.DEMO_MODEL_ROOT}/{{demo_model}}"),
+        directory(f"{extract.DEMO_MODEL_ROOT}/{{demo_model}}"),
     resources:
         mem_mb=2000,
         runtime=10,
@@ -16,7 +16,7 @@ rule extract_demo_model:
 rule extract_activations:
     """Run every sentence of one view through a model; store every tap's pooled vectors."""
     wildcard_constraints:
-        model=gw.models_regex(OTHER_MODELS),
+        model=extract.models_regex(OTHER_MODELS),
     input:
         manifest="results/corpus/{language}/manifest.tsv",
         model_dir=get_model_dir,
@@ -45,7 +45,7 @@ rule extract_activations:
 rule extract_activations_sonar:
     """extract_activations for SONAR models, run by the SONAR environment's interpreter."""
     wildcard_constraints:
-        model=gw.models_regex(SONAR_MODELS),
+        model=extract.models_regex(SONAR_MODELS),
     input:
         manifest="results/corpus/{language}/manifest.tsv",
     output:
@@ -56,7 +56,7 @@ rule extract_activations_sonar:
         budget=get_extract_budget,
         chunk_size=config["extract"]["chunk_size"],
         device=config["extract"]["device"],
-        python=gw.sonar_python(config, workflow.basedir),
+        python=extract.sonar_python(config, workflow.basedir),
         src=workflow.basedir,
     threads: config["extract"]["threads"]
     resources:

@@ -9,7 +9,7 @@ import json
 
 # gg (gapscope.gaps) is imported in rules/common.smk
 SUMMARY = config.get("summarize") or {}
-SUMMARY_METRIC = gg.summary_metric(config)  # raises naming summarize.metric when invalid
+SUMMARY_METRIC = summarize.summary_metric(config)  # raises naming summarize.metric when invalid
 # (model, language, modality) of every store, for the lengths tables
 STORE_VIEWS = [[m, lang, mod] for m in MODELS for lang in LANGUAGES for mod in MODALITIES]
 # the config page is rebuilt whenever the validated config changes
@@ -131,7 +131,7 @@ rule summarize_length_adaptation:
         png="results/figures/length_adaptation.png",
     params:
         metric=SUMMARY_METRIC,
-        pairs=gg.length_adaptation_by_model(config["models"]),
+        pairs=summarize.length_adaptation_by_model(config["models"]),
     conda:
         "../envs/gapscope.yaml"
     log:
@@ -175,7 +175,7 @@ rule summarize_lengths:
         ),
     params:
         views=STORE_VIEWS,
-        taps=gg.length_taps_by_model(config["models"]),
+        taps=summarize.length_taps_by_model(config["models"]),
     conda:
         "../envs/gapscope.yaml"
     log:

@@ -10,6 +10,7 @@ import torch
 
 from gapscope import extract
 from gapscope.models import ModelSpec, load_adapter
+from gapscope.stages import extract as extract_stage
 from gapscope.store import ViewWriter, open_view
 
 from .conftest import SENTENCES
@@ -148,7 +149,7 @@ def test_run_view_text_end_to_end(tmp_path, tiny_seamless):
         "pooling": "masked_mean",
         "recording": "first",
     }
-    stats = extract.run_view(
+    stats = extract_stage.run_view(
         manifest=manifest,
         model=model,
         language="deu_Latn",
@@ -163,7 +164,7 @@ def test_run_view_text_end_to_end(tmp_path, tiny_seamless):
     assert view.taps[-1] == "encoder_out" and view.attrs["device"] == "cpu"
     np.testing.assert_array_equal(view.sentence_ids, [1, 2, 3])
     # row order follows ids: id 1 is the second sentence of the manifest
-    again = extract.run_view(
+    again = extract_stage.run_view(
         manifest=manifest.iloc[[1]],
         model=model,
         language="deu_Latn",

@@ -21,24 +21,27 @@ from gapscope.gaps import (
     gap_table,
     group_summary,
     headline,
-    html_page,
     language_info,
     language_order,
-    length_adaptation_by_model,
     length_adaptation_effect,
-    length_adaptation_pairs,
     length_ratio_groups,
     length_ratios,
     length_statistics,
-    length_taps,
-    length_taps_by_model,
     modality_vs_language,
     modality_vs_language_groups,
+)
+from gapscope.gaps import length_taps as gaps_length_taps
+from gapscope.html_tables import html_page
+from gapscope.stages.common import ConfigError
+from gapscope.stages.summarize import (
+    length_adaptation_by_model,
+    length_adaptation_pairs,
+    length_taps,
+    length_taps_by_model,
     summary_metric,
     summary_targets,
-    tap_label,
-    tap_sort_key,
 )
+from gapscope.taps import tap_label, tap_sort_key
 
 NAN = math.nan
 COLUMNS = [
@@ -473,7 +476,8 @@ def test_length_adaptation_pairs_from_families():
     assert before == ("encoder_out", "pre_adaptor") and after == ("encoder_out", "post_adaptor")
     assert length_adaptation_pairs("no_such_adapter") is None
     assert length_taps("seamless_m4t_v2") == ("encoder_out", "pre_adaptor", "post_adaptor")
-    assert length_taps(None) == ("layer00", "layer00", None)
+    assert length_taps("no_such_adapter") == ("layer00", "layer00", None)
+    assert gaps_length_taps(None) == ("layer00", "layer00", None)
 
 
 # --- lengths ---------------------------------------------------------------------------
@@ -556,7 +560,7 @@ def test_summary_metric():
     assert summary_metric(config) == "svcca"
     assert summary_metric({**config, "summarize": {"metric": "cka"}}) == "cka"
     assert summary_metric({**config, "summarize": {"metric": None}}) == "svcca"
-    with pytest.raises(ValueError, match="summarize.metric"):
+    with pytest.raises(ConfigError, match="summarize.metric"):
         summary_metric({**config, "summarize": {"metric": "pwcca"}})
 
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from gapscope import languages
-from gapscope import workflow as gw
+from gapscope.stages import common
 
 from .conftest import REPO, run_snakemake
 
@@ -127,7 +127,7 @@ def prepared_view_jobs(models, langs) -> set[tuple[str, frozenset]]:
 
 
 def plan(models, langs):
-    return set(gw.plan_pairs(models, langs, ["text", "speech"], "all"))
+    return set(common.plan_pairs(models, langs, ["text", "speech"], "all"))
 
 
 def summary_rows(output: str) -> dict[str, tuple[str, str]]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gapscope import extract
+from gapscope.stages import extract
 from gapscope.store import StoreError, open_view, staging_path
 
 from .conftest import SENTENCES
@@ -23,7 +23,8 @@ KILLER = textwrap.dedent(
     """
     import json, os, signal, sys
     import pandas as pd
-    from gapscope import extract, store
+    from gapscope import store
+    from gapscope.stages import extract
 
     args = json.loads(sys.argv[1])
     where, count = args["where"], args["count"]

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gapscope import workflow as gw
 from gapscope.models import FAMILIES, cross_modal_pairs
+from gapscope.stages import common
+from gapscope.stages import extract as extract_stage
 
 REPO = Path(__file__).resolve().parents[1]
-SONAR_PYTHON = REPO / gw.DEFAULT_SONAR_PYTHON
+SONAR_PYTHON = REPO / extract_stage.DEFAULT_SONAR_PYTHON
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Skipped without the SONAR environment, except under CI (.ci/run builds it): there it fails.
 needs_sonar_env = pytest.mark.skipif(
@@ -69,43 +70,45 @@ def test_main_environment_says_where_sonar_runs():
 
 def test_language_without_speech_encoder_is_refused_before_any_job(config):
     """amh_Ethi has a SONAR text code but no speech encoder: check_config names both."""
-    with pytest.raises(gw.ConfigError, match=r"models\.sonar_m: sonar has no speech support for "):
-        gw.check_config(config)
-    with pytest.raises(gw.ConfigError, match="amh_Ethi"):
-        gw.check_config(config)
+    with pytest.raises(
+        common.ConfigError, match=r"models\.sonar_m: sonar has no speech support for "
+    ):
+        common.check_config(config)
+    with pytest.raises(common.ConfigError, match="amh_Ethi"):
+        common.check_config(config)
     text_only = copy.deepcopy(config)
     text_only["modalities"] = ["text"]
-    gw.check_config(text_only)
+    common.check_config(text_only)
     subset = copy.deepcopy(config)
     subset["models"]["sonar_m"]["languages"] = [c for c in config["languages"] if c != "amh_Ethi"]
-    gw.check_config(subset)
+    common.check_config(subset)
 
 
 def test_sonar_models_and_wildcard_regexes(config):
     config["models"]["tiny"] = {"adapter": "seamless_m4t_v2", "checkpoint": "x"}
-    assert gw.sonar_models(config) == ["sonar_m"]
-    assert gw.models_regex(["a", "b"]) == "a|b"
+    assert extract_stage.sonar_models(config) == ["sonar_m"]
+    assert extract_stage.models_regex(["a", "b"]) == "a|b"
     import re
 
-    assert re.fullmatch(gw.models_regex([]), "") is None  # matches nothing, not even ""
+    assert re.fullmatch(extract_stage.models_regex([]), "") is None  # matches nothing, not even ""
 
 
 def test_sonar_python_is_checked_before_any_job(config, tmp_path):
     config["extract"] = {"sonar_python": "nowhere/bin/python"}
-    assert gw.sonar_python(config, tmp_path) == str(tmp_path / "nowhere/bin/python")
-    with pytest.raises(gw.ConfigError, match="extract.sonar_python: .*install_sonar.sh"):
-        gw.check_sonar_python(config, tmp_path)
+    assert extract_stage.sonar_python(config, tmp_path) == str(tmp_path / "nowhere/bin/python")
+    with pytest.raises(common.ConfigError, match="extract.sonar_python: .*install_sonar.sh"):
+        extract_stage.check_sonar_python(config, tmp_path)
     config["extract"]["sonar_python"] = sys.executable  # absolute: used as is
-    gw.check_sonar_python(config, tmp_path)
+    extract_stage.check_sonar_python(config, tmp_path)
     config["models"] = {"tiny": {"adapter": "seamless_m4t_v2", "checkpoint": "x"}}
     config["extract"]["sonar_python"] = "nowhere/bin/python"
-    gw.check_sonar_python(config, tmp_path)  # no SONAR model: not needed
+    extract_stage.check_sonar_python(config, tmp_path)  # no SONAR model: not needed
 
 
 def test_bare_command_name_is_looked_up_when_the_job_runs(config, tmp_path):
     config["extract"] = {"sonar_python": "python"}  # e.g. --sdm conda with envs/sonar.yaml
-    assert gw.sonar_python(config, tmp_path) == "python"
-    gw.check_sonar_python(config, tmp_path)
+    assert extract_stage.sonar_python(config, tmp_path) == "python"
+    extract_stage.check_sonar_python(config, tmp_path)
 
 
 def test_conda_file_pins_what_the_venv_pins():

@@ -364,7 +364,7 @@ def test_run_view_speech_end_to_end(tmp_path, tiny_llms, waves):
     import pandas as pd
     import soundfile as sf
 
-    from gapscope import extract
+    from gapscope.stages import extract
     from gapscope.store import open_view
 
     paths = []

@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from gapscope import workflow as gw
+from gapscope.stages import common
+from gapscope.stages import extract as extract_stage
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def repo_root():
 
 
 def test_default_config_passes(config):
-    gw.check_config(config)
+    common.check_config(config)
 
 
 @pytest.mark.parametrize(
@@ -56,24 +57,24 @@ def test_default_config_passes(config):
 def test_bad_config_names_the_key(config, edit, message):
     bad = copy.deepcopy(config)
     edit(bad)
-    with pytest.raises(gw.ConfigError, match=message):
-        gw.check_config(bad)
+    with pytest.raises(common.ConfigError, match=message):
+        common.check_config(bad)
 
 
 def test_plan_pairs_counts_and_order_independence():
     langs = ["eng_Latn", "deu_Latn", "zho_Hans"]
-    pairs = gw.plan_pairs(["m"], langs, ["text", "speech"], "all")
+    pairs = common.plan_pairs(["m"], langs, ["text", "speech"], "all")
     cross_modal = [p for p in pairs if p[2] != p[4]]
     cross_lingual = [p for p in pairs if p[2] == p[4]]
     assert len(cross_modal) == 3 and len(cross_lingual) == 2 * 3
-    assert set(pairs) == set(gw.plan_pairs(["m"], langs[::-1], ["text", "speech"], "all"))
+    assert set(pairs) == set(common.plan_pairs(["m"], langs[::-1], ["text", "speech"], "all"))
     assert all(p[1] < p[3] for p in cross_lingual)
 
 
 def test_adding_a_language_only_adds_pairs():
-    before = set(gw.plan_pairs(["m"], ["eng_Latn", "deu_Latn"], ["text", "speech"], "all"))
+    before = set(common.plan_pairs(["m"], ["eng_Latn", "deu_Latn"], ["text", "speech"], "all"))
     after = set(
-        gw.plan_pairs(["m"], ["eng_Latn", "deu_Latn", "fra_Latn"], ["text", "speech"], "all")
+        common.plan_pairs(["m"], ["eng_Latn", "deu_Latn", "fra_Latn"], ["text", "speech"], "all")
     )
     assert before < after
     assert all("fra_Latn" in (p[1], p[3]) for p in after - before)
@@ -81,22 +82,22 @@ def test_adding_a_language_only_adds_pairs():
 
 def test_english_centric_and_none():
     langs = ["eng_Latn", "deu_Latn", "zho_Hans", "fra_Latn"]
-    centric = gw.plan_pairs(["m"], langs, ["text"], "english_centric")
+    centric = common.plan_pairs(["m"], langs, ["text"], "english_centric")
     assert len(centric) == 3 and all("eng_Latn" in (p[1], p[3]) for p in centric)
-    assert gw.plan_pairs(["m"], langs, ["text"], "none") == []
+    assert common.plan_pairs(["m"], langs, ["text"], "none") == []
 
 
 def test_model_params_ignore_unrelated_settings(config):
-    a = gw.model_params(config, "seamless_v2_tiny")
+    a = extract_stage.model_params(config, "seamless_v2_tiny")
     other = copy.deepcopy(config)
     other["similarity"]["null_permutations"] = 3
     other["extract"]["batch_tokens"] = 17
-    assert gw.model_params(other, "seamless_v2_tiny") == a
+    assert extract_stage.model_params(other, "seamless_v2_tiny") == a
     other["models"]["seamless_v2_tiny"]["init"] = "random"
-    assert gw.model_params(other, "seamless_v2_tiny") != a
+    assert extract_stage.model_params(other, "seamless_v2_tiny") != a
 
 
 def test_demo_checkpoint_detection():
-    assert gw.is_demo_checkpoint("resources/models/seamless_m4t_v2_tiny")
-    assert not gw.is_demo_checkpoint("facebook/seamless-m4t-v2-large")
-    assert not gw.is_demo_checkpoint("/data/models/seamless_m4t_v2_tiny")
+    assert extract_stage.is_demo_checkpoint("resources/models/seamless_m4t_v2_tiny")
+    assert not extract_stage.is_demo_checkpoint("facebook/seamless-m4t-v2-large")
+    assert not extract_stage.is_demo_checkpoint("/data/models/seamless_m4t_v2_tiny")

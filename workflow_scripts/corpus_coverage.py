@@ -5,10 +5,11 @@ import logging
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import corpus, workflow
+from gapscope import corpus
 from gapscope.corpus import coverage
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 languages = list(snakemake.params.languages)
 manifests = {
     lang: corpus.read_manifest(path)

@@ -2,10 +2,10 @@
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import workflow
 from gapscope.corpus import hf_dataset
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 hf_dataset.export_language(
     snakemake.params.options,
     snakemake.params.language,

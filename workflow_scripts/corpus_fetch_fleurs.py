@@ -5,10 +5,10 @@ import logging
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import workflow
 from gapscope.corpus import hub
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 info = hub.fetch_split(
     snakemake.wildcards.fleurs,
     snakemake.wildcards.split,

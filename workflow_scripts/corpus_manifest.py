@@ -5,9 +5,10 @@ import logging
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import corpus, workflow
+from gapscope import corpus
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 ids_file = snakemake.input.get("sentence_ids")  # a path, or an empty list when not configured
 manifest, report = corpus.prepare_manifest(
     snakemake.input.table,

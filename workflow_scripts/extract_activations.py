@@ -5,9 +5,10 @@ import logging
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import corpus, extract, workflow
+from gapscope import corpus
+from gapscope.stages import common, extract
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 settings = snakemake.config["extract"]
 stats = extract.run_view(
     manifest=corpus.read_manifest(snakemake.input.manifest),
@@ -15,7 +16,7 @@ stats = extract.run_view(
     language=snakemake.wildcards.language,
     modality=snakemake.wildcards.modality,
     store=snakemake.output.store,
-    budget=workflow.extract_budget(settings, snakemake.wildcards.modality),
+    budget=extract.extract_budget(settings, snakemake.wildcards.modality),
     chunk_size=settings["chunk_size"],
     device=settings["device"],
     threads=snakemake.threads,

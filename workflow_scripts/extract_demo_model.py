@@ -2,8 +2,8 @@
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import workflow
 from gapscope.models import demo
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 demo.build_demo_model(snakemake.wildcards.demo_model, snakemake.output[0])

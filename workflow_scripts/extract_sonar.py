@@ -1,6 +1,6 @@
 """Rule extract_activations_sonar: extract_activations for SONAR, under the SONAR interpreter.
 
-A plain command-line wrapper of gapscope.extract.run_view (the SONAR environment has no
+A plain command-line wrapper of gapscope.stages.extract.run_view (the SONAR environment has no
 Snakemake, so this script cannot use the ``snakemake`` object); the rule passes every value.
 """
 
@@ -10,7 +10,8 @@ import logging
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import corpus, extract, workflow
+from gapscope import corpus
+from gapscope.stages import common, extract
 
 
 def main(argv=None) -> None:
@@ -28,7 +29,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
-    workflow.start_log(args.log)
+    common.start_log(args.log)
     stats = extract.run_view(
         manifest=corpus.read_manifest(args.manifest),
         model=json.loads(args.model),

@@ -2,10 +2,11 @@
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import similarity, workflow
+from gapscope import similarity
+from gapscope.stages import common
 from gapscope.stages import similarity as stage
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 options = stage.Options.from_config(snakemake.params.options)
 device = similarity.resolve_device(snakemake.config["similarity"]["device"])
 views = [

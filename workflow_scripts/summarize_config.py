@@ -6,9 +6,10 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import yaml
 
-from gapscope import __version__, workflow
+from gapscope import __version__
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 config = dict(snakemake.config)
 text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 Path(snakemake.output.yaml).write_text(text, encoding="utf-8")

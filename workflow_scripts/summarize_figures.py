@@ -6,9 +6,10 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import pandas as pd
 
-from gapscope import figures, workflow
+from gapscope import figures
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 out = snakemake.output
 metric = snakemake.params.metric
 similarity = pd.read_parquet(snakemake.input.similarity)

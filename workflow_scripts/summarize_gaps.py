@@ -5,9 +5,10 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import pandas as pd
 
-from gapscope import gaps, workflow
+from gapscope import gaps, html_tables
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 out = snakemake.output
 metric = snakemake.params.metric
 similarity = pd.read_parquet(snakemake.input.similarity)
@@ -60,4 +61,6 @@ pages = {
     ),
 }
 for path, (title, sections) in pages.items():
-    Path(path).write_text(gaps.html_page(title, sections, intro=calibration), encoding="utf-8")
+    Path(path).write_text(
+        html_tables.html_page(title, sections, intro=calibration), encoding="utf-8"
+    )

@@ -6,9 +6,10 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 import pandas as pd
 
-from gapscope import figures, gaps, workflow
+from gapscope import figures, gaps, html_tables
+from gapscope.stages import common
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 out = snakemake.output
 metric = snakemake.params.metric
 similarity = pd.read_parquet(snakemake.input.similarity)
@@ -27,7 +28,7 @@ note = (
     if pairs
     else "No model of this config declares length-adaptation taps."
 )
-page = gaps.html_page(
+page = html_tables.html_page(
     "Length adaptation: cross-modal score before vs after",
     [
         ("Per resource group (mean and std over languages)", per_group, note),

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
-from gapscope import gaps, workflow
+from gapscope import gaps, html_tables
+from gapscope.stages import common, summarize
 
-workflow.start_log(snakemake.log[0])
+common.start_log(snakemake.log[0])
 out = snakemake.output
 keys = [tuple(key) for key in snakemake.params.views]
-lengths = gaps.read_lengths(dict(zip(keys, snakemake.input.stores, strict=True)))
+lengths = summarize.read_lengths(dict(zip(keys, snakemake.input.stores, strict=True)))
 taps = {model: tuple(t) for model, t in snakemake.params.taps.items()}
 logging.info("read %d stores; length taps %s", len(lengths), taps)
 
@@ -20,7 +21,7 @@ ratio_groups = gaps.length_ratio_groups(ratios)
 stats.to_csv(out.lengths, index=False, float_format="%.6g")
 ratios.to_csv(out.ratios, index=False, float_format="%.6g")
 ratio_groups.to_csv(out.ratio_groups, index=False, float_format="%.6g")
-page = gaps.html_page(
+page = html_tables.html_page(
     "Sequence lengths: text tokens and speech frames",
     [
         (

@@ -39,24 +39,6 @@ from gapscope.corpus.audio import AudioError, inspect_audio
 
 MANIFEST_COLUMNS = ["sentence_id", "recording", "text", "audio", "num_samples"]
 MAX_LISTED = 20
-SELECTION_KEYS = (
-    "source",
-    "path",
-    "split",
-    "text_field",
-    "recording",
-    "max_sentences",
-    "sentence_ids",
-    "on_bad_input",
-    "max_clipped_fraction",
-    "max_seconds",
-)
-"""The corpus settings that change a manifest (a change reruns the manifest job)."""
-
-
-def manifest_params(corpus: dict) -> dict:
-    """The part of ``config["corpus"]`` the manifest stage depends on."""
-    return {key: corpus.get(key) for key in SELECTION_KEYS}
 
 
 class CorpusError(ValueError):
@@ -343,51 +325,9 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "CorpusError",
     "build_manifest",
-    "check_config",
     "fleurs",
-    "manifest_params",
     "prepare_manifest",
     "read_manifest",
     "read_sentence_ids",
     "write_manifest",
 ]
-
-
-def check_config(corpus: dict, codes: list[str]) -> None:
-    """Checks of ``config["corpus"]`` the schema cannot express; ValueError names the key.
-
-    Run at config validation, before any job: a missing local table, a missing id file or
-    an incomplete ``hf_dataset`` section fails here rather than in the middle of a run.
-    """
-    from gapscope import languages
-
-    source = corpus["source"]
-    if source == "fleurs_local" and corpus.get("path"):
-        root = Path(corpus["path"])
-        if not root.is_dir():
-            raise ValueError(f"corpus.path: {root} is not a folder")
-        split = corpus.get("split", "test")
-        absent = [
-            f"{code} ({fleurs.tsv_path(root, languages.get(code).fleurs, split)})"
-            for code in codes
-            if not fleurs.tsv_path(root, languages.get(code).fleurs, split).exists()
-        ]
-        if absent:
-            raise ValueError(
-                f"corpus.path: no {split} table for {len(absent)} language(s) under {root}: "
-                f"{', '.join(absent[:5])}"
-            )
-    if source == "hf_dataset":
-        from gapscope.corpus import hf_dataset
-
-        hf_dataset.check_options(corpus.get("hf_dataset") or {}, list(codes))
-        import importlib.util
-
-        if importlib.util.find_spec("datasets") is None:
-            raise ValueError(
-                "corpus.source: hf_dataset needs the `datasets` package "
-                "(pip install 'gapscope[hf]')"
-            )
-    ids = corpus.get("sentence_ids")
-    if ids and not Path(ids).is_file():
-        raise ValueError(f"corpus.sentence_ids: {ids} is not a file")

@@ -6,11 +6,10 @@ taps pair up without importing a deep-learning stack; :func:`load_adapter` impor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-LAYER_TAP = re.compile(r"layer(\d+)")
+from gapscope.taps import is_layer
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Family:
 
     def one_space(self, text_tap: str, speech_tap: str) -> bool:
         """Whether a cross-modal tap pair lives in one representation space."""
-        same_layer = text_tap == speech_tap and LAYER_TAP.fullmatch(text_tap) is not None
+        same_layer = text_tap == speech_tap and is_layer(text_tap)
         return (self.shared_layers and same_layer) or (text_tap, speech_tap) in self.shared_space
 
     def supports(self, language: str, modality: str) -> bool:
@@ -143,7 +142,7 @@ def cross_modal_pairs(
     length adaptor) where both taps exist.
     """
     speech = set(speech_taps)
-    pairs = [(t, t) for t in text_taps if LAYER_TAP.fullmatch(t) and t in speech]
+    pairs = [(t, t) for t in text_taps if is_layer(t) and t in speech]
     pairs += [(a, b) for a, b in family(adapter).named_pairs if a in text_taps and b in speech]
     return pairs
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a model is built: the workflow reads DEMO_MODELS
+    import torch
+
+DEMO_MODELS: dict[str, int] = {"seamless_m4t_v2_tiny": 2, "seamless_m4t_tiny": 1}
+"""The demo checkpoints the workflow builds itself (rule demo_model): name -> version."""
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]
 
@@ -86,6 +90,8 @@ def _perturb_norms(model: torch.nn.Module) -> None:
 
     Default init (weight 1, bias 0) maps a zero vector to zero and would hide padding leaks.
     """
+    import torch
+
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.LayerNorm) and module.elementwise_affine:
@@ -130,6 +136,7 @@ def build_seamless_tiny(
     seed: int = 0,
 ) -> Path:
     """Build, seed and save a tiny SeamlessM4T v2 (or v1) model plus its processor."""
+    import torch
     from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
 
     tokenizer = train_tokenizer(sentences, lang_codes)
@@ -158,6 +165,7 @@ def build_seamless_full_size(
     its ids fit the real vocabulary, and it cuts words into more pieces than the real one,
     so text batches are, if anything, longer.
     """
+    import torch
     from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
 
     tokenizer = train_tokenizer(sentences, lang_codes)
@@ -170,14 +178,13 @@ def build_seamless_full_size(
 
 
 def build_demo_model(name: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build the demo checkpoint ``name`` (see ``gapscope.workflow.DEMO_MODELS``).
+    """Build the demo checkpoint ``name`` (one of :data:`DEMO_MODELS`).
 
     The tokenizer is trained on every demo sentence and knows the language tag of every
     SeamlessM4T language in gapscope's table.
     """
     from gapscope import languages
     from gapscope.corpus import demo as demo_corpus
-    from gapscope.workflow import DEMO_MODELS
 
     if name not in DEMO_MODELS:
         raise ValueError(f"unknown demo model {name!r}; known: {sorted(DEMO_MODELS)}")

@@ -1,0 +1,96 @@
+"""Glue of rules/common.smk: the config error, the checks run before any job, the pairs to
+compare, the rule log. Pure functions of the config, unit-tested without Snakemake."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gapscope import languages
+from gapscope.languages import ENGLISH
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key."""
+
+
+def check_config(config: Mapping) -> None:
+    """Cross-field checks the schema cannot express; raise ConfigError naming the key."""
+    for i, code in enumerate(config["languages"]):
+        try:
+            languages.get(code)
+        except languages.UnknownLanguageError as err:
+            raise ConfigError(f"languages[{i}]: {err}") from err
+    from gapscope.stages import corpus, extract
+
+    corpus.check_config(config)
+    for name, model in config["models"].items():
+        codes = model_languages(name, model, config["languages"])
+        extract.check_model(name, model, codes, config["modalities"])
+        english_centric = config["similarity"]["cross_lingual"] == "english_centric"
+        if english_centric and model.get("languages") is not None and ENGLISH not in codes:
+            raise ConfigError(
+                f"models.{name}.languages: similarity.cross_lingual english_centric needs "
+                f"{ENGLISH} in the model's languages"
+            )
+    if (
+        config["similarity"]["cross_lingual"] == "english_centric"
+        and ENGLISH not in config["languages"]
+    ):
+        raise ConfigError(f"similarity.cross_lingual: english_centric needs {ENGLISH} in languages")
+
+
+def model_languages(name: str, model: Mapping, codes: Sequence[str]) -> list[str]:
+    """The languages one model runs on: its own ``languages`` subset, else all of them."""
+    subset = model.get("languages")
+    if subset is None:
+        return list(codes)
+    for i, code in enumerate(subset):
+        if code not in codes:
+            raise ConfigError(
+                f"models.{name}.languages[{i}]: {code} is not in `languages` (a model's "
+                "languages are a subset of the configured ones)"
+            )
+    return list(subset)
+
+
+def plan_pairs(
+    models: Sequence[str],
+    codes: Sequence[str],
+    modalities: Sequence[str],
+    cross_lingual: str,
+    model_configs: Mapping | None = None,
+) -> list[tuple[str, str, str, str, str]]:
+    """(model, lang_a, modality_a, lang_b, modality_b) for every comparison.
+
+    Cross-modal: text vs speech of each language. Cross-lingual: each unordered language pair
+    per modality (``all``), or English against every other language (``english_centric``).
+    Languages inside a pair are ordered alphabetically so a pair's file never depends on
+    the order of the config list (adding a language only adds pairs).
+    """
+    pairs = []
+    for model in models:
+        spec = (model_configs or {}).get(model) or {}
+        langs = sorted(spec.get("languages") or codes)
+        if "text" in modalities and "speech" in modalities:
+            pairs += [(model, lang, "text", lang, "speech") for lang in langs]
+        if cross_lingual == "none":
+            continue
+        for modality in modalities:
+            for a, b in itertools.combinations(langs, 2):
+                if cross_lingual == "english_centric" and ENGLISH not in (a, b):
+                    continue
+                pairs.append((model, a, modality, b, modality))
+    return pairs
+
+
+def start_log(path: str | Path) -> None:
+    """Send stderr and the logging module to a rule's log file (first line of every script)."""
+    import logging
+    import sys
+
+    sys.stderr = open(path, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives as long as the job)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )

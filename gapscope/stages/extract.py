@@ -1,0 +1,182 @@
+"""Glue of rules/extract.smk: what a model's config asks for (parameters, batch budget, the
+SONAR environment, the demo checkpoints) and the job that turns one view into a store.
+
+Light to import (rules/common.smk reads it when the workflow is parsed): torch, the models
+and the store are imported by the job itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from gapscope.models.demo import DEMO_MODELS
+from gapscope.stages.common import ConfigError
+
+DEMO_MODEL_ROOT = "resources/models"
+
+
+def check_model(name: str, model: Mapping, codes: Sequence[str], modalities: Sequence[str]) -> None:
+    """The adapter has a loader and supports every configured language and modality."""
+    from gapscope.models import FAMILIES, LOADERS
+
+    if model["adapter"] not in LOADERS:
+        raise ConfigError(
+            f"models.{name}.adapter: {model['adapter']!r} has no loader yet "
+            f"(available: {', '.join(sorted(LOADERS))})"
+        )
+    family = FAMILIES[model["adapter"]]
+    for modality in modalities:
+        unsupported = [code for code in codes if not family.supports(code, modality)]
+        if unsupported:
+            raise ConfigError(
+                f"models.{name}: {model['adapter']} has no {modality} support for "
+                f"{', '.join(unsupported)}; remove them from `languages`, or list the "
+                f"supported ones in models.{name}.languages"
+            )
+
+
+def is_demo_checkpoint(checkpoint: str) -> bool:
+    """True when the checkpoint is a tiny model this workflow builds itself."""
+    path = Path(checkpoint)
+    return path.parent == Path(DEMO_MODEL_ROOT) and path.name in DEMO_MODELS
+
+
+def model_params(config: Mapping, model: str) -> dict:
+    """The settings that determine a model's activations (rerun extraction when they change).
+
+    ``dtype: null`` is the family's official inference precision (``Family.dtype``).
+    """
+    from gapscope.models import family
+
+    spec = config["models"][model]
+    corpus = config["corpus"]
+    return {
+        "name": model,
+        "adapter": spec["adapter"],
+        "checkpoint": spec["checkpoint"],
+        "revision": spec.get("revision"),
+        "init": spec.get("init", "pretrained"),
+        "dtype": spec.get("dtype") or family(spec["adapter"]).dtype,
+        "seed": spec.get("seed", 0),
+        "trust_remote_code": spec.get("trust_remote_code", False),
+        "options": dict(spec.get("options") or {}),
+        "pooling": "masked_mean",
+        "recording": str(corpus["recording"]),
+    }
+
+
+def extract_budget(extract: Mapping, modality: str) -> int:
+    """Padded batch size: tokens for text, 16 kHz samples for speech."""
+    if modality == "text":
+        return int(extract["batch_tokens"])
+    return int(extract["batch_seconds"] * 16_000)
+
+
+SONAR_ADAPTER = "sonar"
+DEFAULT_SONAR_PYTHON = ".venv-sonar/bin/python"
+
+
+def sonar_models(config: Mapping) -> list[str]:
+    """Models extracted in the SONAR environment (adapter ``sonar``), in config order."""
+    return [name for name, m in config["models"].items() if m["adapter"] == SONAR_ADAPTER]
+
+
+def models_regex(names: Sequence[str]) -> str:
+    """A {model} wildcard regex matching exactly ``names`` (never matching when empty)."""
+    return "|".join(names) or "(?!)"
+
+
+def sonar_python(config: Mapping, basedir: str | Path) -> str:
+    """The SONAR interpreter (``extract.sonar_python``).
+
+    A path is relative to the workflow folder; a bare command name (``python``, e.g. inside
+    the rule's conda environment under ``--sdm conda``) is looked up on PATH when the job runs.
+    """
+    value = str(config["extract"].get("sonar_python") or DEFAULT_SONAR_PYTHON)
+    if "/" not in value:
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(basedir) / path)
+
+
+def check_sonar_python(config: Mapping, basedir: str | Path) -> None:
+    """With a SONAR model configured, the SONAR interpreter must exist (before any job runs)."""
+    models = sonar_models(config)
+    python = sonar_python(config, basedir)
+    if models and "/" in python and not Path(python).exists():
+        raise ConfigError(
+            f"extract.sonar_python: {python} does not exist, but models {', '.join(models)} "
+            "run in the SONAR environment; build it with `bash envs/install_sonar.sh` "
+            "(or point extract.sonar_python at an existing one)"
+        )
+
+
+def run_view(
+    *,
+    manifest: pd.DataFrame,
+    model: dict,
+    language: str,
+    modality: str,
+    store: str,
+    budget: int,
+    chunk_size: int,
+    device: str = "auto",
+    threads: int = 1,
+) -> dict:
+    """Load the model of one view, extract every sentence and write the store."""
+    import time
+
+    import torch
+
+    from gapscope.extract import extract_view
+    from gapscope.models import ModelSpec, load_adapter
+    from gapscope.models.base import default_device, single_threaded_blas
+    from gapscope.store import ViewWriter, publish, staging_path
+
+    torch.set_num_threads(max(1, int(threads)))
+    single_threaded_blas()
+    spec = ModelSpec(
+        name=model["name"],
+        adapter=model["adapter"],
+        checkpoint=model["checkpoint"],
+        revision=model["revision"],
+        init=model["init"],
+        dtype=model["dtype"],
+        trust_remote_code=model["trust_remote_code"],
+        seed=model["seed"],
+        options=dict(model.get("options") or {}),
+    )
+    target = default_device() if device == "auto" else torch.device(device)
+    started = time.perf_counter()
+    adapter = load_adapter(spec, modality, target)
+    loaded = time.perf_counter()
+    attrs = {
+        **{k: model[k] for k in ("adapter", "checkpoint", "revision", "init", "dtype")},
+        "model": model["name"],
+        "language": language,
+        "modality": modality,
+        "pooling": model["pooling"],
+        "recording": model["recording"],
+        "options": dict(model.get("options") or {}),
+        "seed": model["seed"],
+        "taps": adapter.taps(modality),
+        "device": str(target),
+    }
+    ids = sorted(manifest["sentence_id"].unique())
+    staging = staging_path(store)
+    writer = ViewWriter(staging, ids, attrs, chunk_size=chunk_size, resume=True)
+    stats = extract_view(
+        adapter, manifest, writer, language=language, modality=modality, budget=budget
+    )
+    publish(staging, store)
+    done = time.perf_counter()
+    stats.update(
+        load_seconds=loaded - started,
+        extract_seconds=done - loaded,
+        sentences_per_second=stats["computed_inputs"] / max(done - loaded, 1e-9),
+        device=str(target),
+    )
+    return stats

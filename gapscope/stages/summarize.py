@@ -1,0 +1,96 @@
+"""Glue of rules/summarize.smk: the summary metric, the targets of the summaries, what each
+configured model declares about length adaptation, and the pooled lengths read from stores.
+The tables themselves are computed by :mod:`gapscope.gaps` (pure functions of frames)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gapscope import gaps
+from gapscope.gaps import LengthKey, LengthTaps, TapPair
+from gapscope.models import FAMILIES
+from gapscope.stages.common import ConfigError
+
+SUMMARY_TABLES: tuple[str, ...] = (
+    "gaps", "cross_modal", "cross_lingual", "modality_vs_language",
+    "modality_vs_language_groups", "length_adaptation", "length_adaptation_groups",
+    "lengths", "length_ratios", "length_ratios_groups",
+)  # fmt: skip
+SUMMARY_PAGES: tuple[str, ...] = (
+    "gaps", "cross_modal", "cross_lingual", "modality_vs_language", "length_adaptation",
+    "lengths", "config",
+)  # fmt: skip
+SUMMARY_FIGURES: tuple[str, ...] = (
+    "layer_curves", "cross_lingual_curves", "models_cross_modal", "modality_vs_language",
+    "length_adaptation", "metrics_by_layer",
+)  # fmt: skip
+
+
+def summary_metric(config: Mapping) -> str:
+    """The metric of the summaries: ``summarize.metric``, else the first computed metric."""
+    metrics = list(config["similarity"]["metrics"])
+    metric = (config.get("summarize") or {}).get("metric") or metrics[0]
+    if metric not in metrics:
+        raise ConfigError(
+            f"summarize.metric: {metric!r} is not computed; similarity.metrics is {metrics}"
+        )
+    return metric
+
+
+def summary_targets(models: Sequence[str]) -> list[str]:
+    """Every table (CSV), report page (HTML) and figure (SVG + PNG) of the summaries."""
+    figures = [*SUMMARY_FIGURES, *[f"heatmaps/{model}" for model in models]]
+    return [
+        *[f"results/summary/{name}.csv" for name in SUMMARY_TABLES],
+        *[f"results/summary/{name}.html" for name in SUMMARY_PAGES],
+        *[f"results/figures/{name}.{ext}" for name in figures for ext in ("svg", "png")],
+    ]
+
+
+def length_adaptation_by_model(models: Mapping[str, Mapping]) -> dict[str, list[list[str]]]:
+    """Per configured model whose family declares them, its [before, after] tap pairs."""
+    out = {}
+    for name, spec in models.items():
+        pairs = length_adaptation_pairs(spec["adapter"])
+        if pairs is not None:
+            out[name] = [list(pair) for pair in pairs]
+    return out
+
+
+def length_taps_by_model(models: Mapping[str, Mapping]) -> dict[str, list[str | None]]:
+    """Per configured model, its (text, speech before, speech after) length taps."""
+    return {name: list(length_taps(spec["adapter"])) for name, spec in models.items()}
+
+
+def read_lengths(paths: Mapping[LengthKey, str]) -> dict:
+    """Read sentence ids and every tap's pooled lengths from finished stores."""
+    from gapscope.store import open_view  # zarr: imported by the job, not at parse time
+
+    out = {}
+    for key, path in paths.items():
+        view = open_view(path)
+        out[key] = (view.sentence_ids, {tap: view.lengths(tap) for tap in view.taps})
+    return out
+
+
+def length_adaptation_pairs(adapter: str) -> tuple[TapPair, TapPair] | None:
+    """The (before, after) cross-modal tap pairs an adapter family declares, or None."""
+    family = FAMILIES.get(adapter)
+    return None if family is None else family.length_adaptation
+
+
+def length_taps(adapter: str) -> LengthTaps:
+    """The taps whose lengths show an adapter's length adaptation (:func:`gaps.length_taps` of
+    its family's declared pairs)."""
+    return gaps.length_taps(length_adaptation_pairs(adapter))
+
+
+def print_headline(gaps_csv: str | Path) -> None:
+    """Print the headline table of a gaps CSV (no-op when it does not exist)."""
+    path = Path(gaps_csv)
+    if not path.exists():
+        return
+    import pandas as pd
+
+    print(gaps.format_headline(pd.read_csv(path)))
