@@ -9,7 +9,6 @@ from gapscope import gaps as gg
 from gapscope import workflow as gw
 from gapscope.stages import similarity as gs
 
-
 validate(config, schema="schemas/config.schema.yaml")
 gw.check_config(config)
 gw.check_sonar_python(config, workflow.basedir)
