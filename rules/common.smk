@@ -8,7 +8,6 @@ from snakemake.utils import validate
 from gapscope.models.demo import DEMO_MODELS
 from gapscope.stages import common, corpus, extract, similarity, summarize
 
-
 validate(config, schema="schemas/config.schema.yaml")
 common.check_config(config)
 extract.check_sonar_python(config, workflow.basedir)
