@@ -141,7 +141,9 @@ def get_final_output():
         "results/summary/gaps.csv",
         "results/figures/layer_curves.svg",
         "results/corpus/coverage.tsv",
-        *summarize.summary_targets(MODELS),  # gap tables, report pages, figures (rules/summarize.smk)
+        *summarize.summary_targets(
+            MODELS
+        ),  # gap tables, report pages, figures (rules/summarize.smk)
     ]
 
 
