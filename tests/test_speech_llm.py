@@ -13,13 +13,13 @@ import torch
 from gapscope.models import ModelSpec, cross_modal_pairs, family, load_adapter
 from gapscope.models.speech_llm import DEFAULT_PROMPT
 
-from .builders.speech_llm_tiny import ARCHITECTURES, build_speech_llm_tiny
+from .builders.speech_llm_tiny import ARCHITECTURES, TINY_LLM, build_speech_llm_tiny
 from .conftest import SENTENCES
 
 CPU = torch.device("cpu")
 RATE = 16_000
 WINDOW_S = 4  # audio window of the tiny encoders (the real ones: 30 s)
-N_LAYERS = 3  # TINY_LLM num_hidden_layers
+N_LAYERS = TINY_LLM["num_hidden_layers"]
 LAYERS = [f"layer{i:02d}" for i in range(N_LAYERS + 1)]
 ENG = SENTENCES["eng_Latn"]
 ALL_SENTENCES = [s for group in SENTENCES.values() for s in group]
