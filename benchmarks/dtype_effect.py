@@ -59,16 +59,16 @@ def build(family: str, folder: Path, texts: list[str]):
         path = build_seamless_tiny(folder, texts, codes, version=version)
         return ModelSpec(name="tiny", adapter=family, checkpoint=str(path)), "eng_Latn"
     if family in ("qwen2_audio", "voxtral", "audioflamingo3"):
-        from gapscope.models.speech_llm_tiny import build_speech_llm_tiny
+        from tests.builders.speech_llm_tiny import build_speech_llm_tiny
 
         path = build_speech_llm_tiny(family, folder, texts, window_s=30)
         return ModelSpec(name="tiny", adapter="speech_llm", checkpoint=str(path)), "eng_Latn"
     if family == "salmonn":
-        from gapscope.models.salmonn_tiny import build_salmonn_tiny
+        from tests.builders.salmonn_tiny import build_salmonn_tiny
 
         path = build_salmonn_tiny(folder, texts)
         return ModelSpec(name="tiny", adapter="salmonn", checkpoint=str(path)), "eng_Latn"
-    from gapscope.models.sonar_tiny import build_tiny_sonar
+    from tests.builders.sonar_tiny import build_tiny_sonar
 
     root = build_tiny_sonar(folder, texts, ["eng_Latn"], ["eng"])
     return ModelSpec(name="tiny", adapter="sonar", checkpoint=str(root)), "eng_Latn"

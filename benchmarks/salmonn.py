@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # gapscope and tests.builders
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SENTENCES = [
@@ -40,7 +42,7 @@ def main() -> None:
 
     from gapscope.models import ModelSpec, load_adapter
     from gapscope.models.base import single_threaded_blas
-    from gapscope.models.salmonn_tiny import build_salmonn_tiny
+    from tests.builders.salmonn_tiny import build_salmonn_tiny
 
     single_threaded_blas()  # as run_view does
 

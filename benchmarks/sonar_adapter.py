@@ -1,6 +1,6 @@
 """SONAR adapter speed on tiny real-architecture encoders (run in the SONAR environment).
 
-Builds tiny SONAR asset cards (``gapscope.models.sonar_tiny``: a SentencePiece tokenizer
+Builds tiny SONAR asset cards (``tests.builders.sonar_tiny``: a SentencePiece tokenizer
 trained on the demo sentences, text encoder, English speech encoder), loads them through
 fairseq2 like real checkpoints, and times ``adapter.encode``: demo sentences in batches of
 16, and 4-second waveforms in batches of 8, after a warm-up. Prints sentences/s (median of
@@ -48,7 +48,7 @@ def main() -> None:
     from gapscope.corpus import demo
     from gapscope.models import ModelSpec, load_adapter
     from gapscope.models.base import single_threaded_blas
-    from gapscope.models.sonar_tiny import build_tiny_sonar
+    from tests.builders.sonar_tiny import build_tiny_sonar
 
     torch.set_num_threads(args.threads)
     single_threaded_blas()  # as run_view does

@@ -1,7 +1,7 @@
 """Speech-LLM adapter speed on the tiny architectures (Qwen2-Audio, Voxtral, AF3).
 
 Builds each tiny checkpoint (10 s audio window, 3-layer LLM of width 32; see
-``gapscope.models.speech_llm_tiny``), synthesises the first ``--batch`` English demo
+``tests.builders.speech_llm_tiny``), synthesises the first ``--batch`` English demo
 sentences with espeak-ng, and times ``adapter.encode`` on one batch of them, text and
 speech, after a warm-up. Prints sentences/s (median of ``--repeats``). Tiny models measure
 the adapter's own overhead (feature extraction, prompt building, pooling), not a real
@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # gapscope and tests.builders
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     from gapscope.corpus.tts import synthesize
     from gapscope.models import ModelSpec, load_adapter
     from gapscope.models.base import single_threaded_blas
-    from gapscope.models.speech_llm_tiny import ARCHITECTURES, build_speech_llm_tiny
+    from tests.builders.speech_llm_tiny import ARCHITECTURES, build_speech_llm_tiny
 
     torch.set_num_threads(args.threads)
     single_threaded_blas()  # as run_view does

@@ -75,7 +75,7 @@ LENGTHS = (24000, 9000, 16000)  # 1.5 s, 0.5625 s, 1 s
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def tiny_salmonn(tmp_path_factory):
-    from gapscope.models.salmonn_tiny import build_salmonn_tiny
+    from .builders.salmonn_tiny import build_salmonn_tiny
 
     texts = [s for group in SENTENCES.values() for s in group]
     return build_salmonn_tiny(tmp_path_factory.mktemp("salmonn") / "tiny", texts, seed=0)

@@ -175,7 +175,7 @@ def test_workflow_runs_a_tiny_sonar_model(config, tmp_path):
     models = tmp_path / "tiny_sonar"
     build = (
         "import sys; from gapscope import languages;"
-        "from gapscope.models.sonar_tiny import build_tiny_sonar;"
+        "from tests.builders.sonar_tiny import build_tiny_sonar;"
         "codes = [l.sonar_text for l in languages.load_table().values() if l.sonar_text];"
         "build_tiny_sonar(sys.argv[1], ['The red bus is late.', 'Der Bus ist spät.'] * 5,"
         " codes, ['eng', 'deu'])"

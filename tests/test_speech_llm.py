@@ -12,14 +12,14 @@ import torch
 
 from gapscope.models import ModelSpec, cross_modal_pairs, family, load_adapter
 from gapscope.models.speech_llm import DEFAULT_PROMPT
-from gapscope.models.speech_llm_tiny import ARCHITECTURES, build_speech_llm_tiny
 
+from .builders.speech_llm_tiny import ARCHITECTURES, TINY_LLM, build_speech_llm_tiny
 from .conftest import SENTENCES
 
 CPU = torch.device("cpu")
 RATE = 16_000
 WINDOW_S = 4  # audio window of the tiny encoders (the real ones: 30 s)
-N_LAYERS = 3  # TINY_LLM num_hidden_layers
+N_LAYERS = TINY_LLM["num_hidden_layers"]
 LAYERS = [f"layer{i:02d}" for i in range(N_LAYERS + 1)]
 ENG = SENTENCES["eng_Latn"]
 ALL_SENTENCES = [s for group in SENTENCES.values() for s in group]
@@ -306,7 +306,7 @@ def test_chat_template_in_tokenizer_config_is_used(tiny_llms, tmp_path):
     """Many repos keep the template in tokenizer_config.json only: same prompt, same vectors."""
     import json
 
-    from gapscope.models.speech_llm_tiny import QWEN_CHAT_TEMPLATE
+    from .builders.speech_llm_tiny import QWEN_CHAT_TEMPLATE
 
     folder = _copy(tiny_llms["audioflamingo3"], tmp_path)
     (folder / "chat_template.jinja").unlink()

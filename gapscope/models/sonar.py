@@ -14,7 +14,7 @@ Checkpoints are fairseq2 *asset cards*. ``checkpoint`` is either
 - a local folder of asset cards (``*.yaml``): every card the model uses must be there (no
   silent download of a missing one), but a card may name a ``base`` card that only the
   store has, and gives ``checkpoint``/``tokenizer`` as paths relative to the card file.
-  The tiny test models are such a folder (:mod:`gapscope.models.sonar_tiny`), so tests load
+  The tiny test models are such a folder (``tests/builders/sonar_tiny.py``), so tests load
   through this same code path.
 
 ``options`` (all optional): ``text_encoder`` (card, default ``text_sonar_basic_encoder``),

@@ -29,7 +29,7 @@ SPEECH_CODES = ["eng", "deu"]
 
 @pytest.fixture(scope="session")
 def tiny_sonar(tmp_path_factory):
-    from gapscope.models.sonar_tiny import build_tiny_sonar
+    from ..builders.sonar_tiny import build_tiny_sonar
 
     codes = [lang.sonar_text for lang in languages.load_table().values() if lang.sonar_text]
     texts = [s for group in SENTENCES.values() for s in group]

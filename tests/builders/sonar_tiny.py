@@ -79,9 +79,13 @@ def build_tiny_sonar(
     import yaml
 
     from gapscope.models import ModelSpec
-    from gapscope.models.sonar import SPEECH_FAMILY, TEXT_FAMILY, Cards, _hub, require_fairseq2
+    from gapscope.models.sonar import SPEECH_FAMILY, TEXT_FAMILY, Cards, require_fairseq2
 
     require_fairseq2()
+    # sonar-space's public hub accessors (what gapscope.models.sonar's private _hub returns)
+    from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
+    from sonar.models.sonar_text import get_sonar_text_encoder_hub
+
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     model = train_sentencepiece(sentences, root / "sentencepiece")
@@ -127,12 +131,16 @@ def build_tiny_sonar(
     (root / "cards.yaml").write_text(yaml.safe_dump_all(cards, sort_keys=False), encoding="utf-8")
 
     resolver = Cards(ModelSpec(name="tiny_sonar", adapter="sonar", checkpoint=str(root)))
+    hubs = {
+        TEXT_FAMILY: get_sonar_text_encoder_hub(),
+        SPEECH_FAMILY: get_sonar_speech_encoder_hub(),
+    }
     names = [("text_sonar_basic_encoder", TEXT_FAMILY, "text_encoder.pt")]
     names += [
         (f"sonar_speech_encoder_{c}", SPEECH_FAMILY, f"speech_encoder_{c}.pt") for c in speech_langs
     ]
     for i, (name, family, filename) in enumerate(names):
-        hub = _hub(family)
+        hub = hubs[family]
         torch.manual_seed(seed + i)
         encoder = hub.create_new_model(hub.get_model_config(resolver.get(name, family)))
         torch.save(encoder.state_dict(), root / filename)
