@@ -1,14 +1,14 @@
 """Gap tables: modality gap vs language gap, length adaptation, lengths, and a headline.
 
-The table functions take the tidy similarity table (see DESIGN.md, "Similarity and summary
-outputs") and return new DataFrames; nothing is modified in place. The length functions take
-the pooled lengths read from the activation stores (:func:`read_lengths`).
+The table functions take the tidy similarity table (its columns: docs/contract.md, "Outputs")
+and return new DataFrames; nothing is modified in place. The length functions take the
+pooled lengths of the activation stores (read by :func:`gapscope.stages.summarize.read_lengths`).
 
 Conventions
 -----------
-- A *tap label* names where a comparison was taken. Cross-lingual rows use ``tap_a``
-  (``tap_a == tap_b``); cross-modal rows use :func:`tap_label`, which is ``tap_a`` when both
-  sides share the tap (``layer12``) and ``"<text tap>~<speech tap>"`` otherwise
+- A *tap label* (:mod:`gapscope.taps`) names where a comparison was taken. Cross-lingual
+  rows use ``tap_a`` (``tap_a == tap_b``); cross-modal rows use :func:`tap_label`, which is
+  ``tap_a`` when both sides share the tap (``layer12``) and ``"<text tap>~<speech tap>"`` otherwise
   (``encoder_out~post_adaptor``). ``~`` is ASCII, safe in CSV, file names and shells.
 - Means are plain means over pairs (one pair = one row of the similarity table); ``*_std`` is
   the sample standard deviation over pairs (ddof=1, NaN for a single pair).

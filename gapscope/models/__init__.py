@@ -14,7 +14,7 @@ from gapscope.taps import is_layer
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the config says about one model (DESIGN.md ``models:``)."""
+    """What the config says about one model (``models.<name>`` in the config schema)."""
 
     name: str
     adapter: str
