@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from gapscope.similarity import pairwise
+from gapscope.stages.common import ConfigError
 from gapscope.stages.similarity import (
     Options,
     PreparedViewError,
@@ -139,9 +140,9 @@ def test_a_prepared_view_made_with_other_options_is_refused(tmp_path, stores):
 
 def test_missing_option_is_named():
     section = {k: v for k, v in CONFIG.items() if k != "null_permutations"}
-    with pytest.raises(KeyError, match="similarity.null_permutations"):
+    with pytest.raises(ConfigError, match="similarity.null_permutations"):
         Options.from_config(section)
-    with pytest.raises(KeyError, match=r"similarity\.svcca\.variance is missing"):
+    with pytest.raises(ConfigError, match=r"similarity\.svcca\.variance is missing"):
         Options.from_config({**CONFIG, "svcca": {"k": None}})
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from gapscope import similarity as sim
+from gapscope.stages.common import ConfigError
 
 __all__ = [
     "PREPARED_FORMAT",
@@ -89,14 +90,14 @@ class Options:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Options:
-        """From the validated ``similarity`` section; a missing key is named."""
+        """From the validated ``similarity`` section; a missing key is a ConfigError naming it."""
 
         def get(*keys: str) -> Any:
             value: Any = section
             for i, key in enumerate(keys):
                 if not isinstance(value, Mapping) or key not in value:
                     path = ".".join(("similarity", *keys[: i + 1]))
-                    raise KeyError(f"{path} is missing from the options")
+                    raise ConfigError(f"{path} is missing from the options")
                 value = value[key]
             return value
 
