@@ -15,8 +15,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from gapscope import extract, languages
+from gapscope import languages
 from gapscope.models import ModelSpec, load_adapter
+from gapscope.stages import extract as extract_stage
 from gapscope.store import open_view
 
 from ..conftest import SENTENCES
@@ -353,7 +354,7 @@ def test_cli_writes_a_complete_store(tiny_sonar, tmp_path, speech_waves, modalit
 
 def test_extraction_matches_direct_encoding(tiny_sonar, tmp_path, speech_adapter, speech_waves):
     manifest = _manifest(tmp_path, speech_waves, ["a b", "c d", "e f", "g h"])
-    stats = extract.run_view(
+    stats = extract_stage.run_view(
         manifest=manifest,
         model=_model_params(tiny_sonar),
         language="eng_Latn",
