@@ -27,20 +27,10 @@ import numpy as np
 import zarr
 
 from gapscope import __version__
+from gapscope.identity import REQUIRED_FIELDS, VIEW_FIELDS
 
 STORE_FORMAT = 1
-REQUIRED_ATTRS = (
-    "model",
-    "adapter",
-    "checkpoint",
-    "revision",
-    "init",
-    "dtype",
-    "language",
-    "modality",
-    "pooling",
-    "taps",
-)
+REQUIRED_ATTRS = (*REQUIRED_FIELDS, *VIEW_FIELDS)
 
 
 class StoreError(ValueError):

@@ -146,6 +146,7 @@ def test_run_view_text_end_to_end(tmp_path, tiny_seamless):
         "dtype": "bfloat16",
         "seed": 0,
         "trust_remote_code": False,
+        "options": {},
         "pooling": "masked_mean",
         "recording": "first",
     }

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import yaml
+from snakemake.utils import validate
 
 from gapscope.stages import common
 from gapscope.stages import extract as extract_stage
@@ -15,6 +16,7 @@ from gapscope.stages import extract as extract_stage
 def config(repo_root):
     with open(repo_root / "config.yaml") as handle:
         cfg = yaml.safe_load(handle)
+    validate(cfg, str(repo_root / "rules/schemas/config.schema.yaml"))  # fills the defaults
     return cfg
 
 
@@ -95,6 +97,27 @@ def test_model_params_ignore_unrelated_settings(config):
     assert extract_stage.model_params(other, "seamless_v2_tiny") == a
     other["models"]["seamless_v2_tiny"]["init"] = "random"
     assert extract_stage.model_params(other, "seamless_v2_tiny") != a
+
+
+def test_run_identity_is_one_definition(config):
+    """The rule's params, the loader's spec and the store's attributes come from one identity;
+    the schema's defaults fill what the config leaves out; dtype null is the family's."""
+    from gapscope.identity import STORED_FIELDS, RunIdentity
+    from gapscope.models import FAMILIES, ModelSpec
+
+    config["models"]["m"] = {"adapter": "salmonn", "checkpoint": "x"}
+    validate(config, "rules/schemas/config.schema.yaml")
+    identity = extract_stage.run_identity(config, "m")
+    assert identity.dtype == FAMILIES["salmonn"].dtype == "float16"
+    assert (identity.init, identity.seed, identity.revision) == ("pretrained", 0, None)
+    assert RunIdentity.from_params(identity.params()) == identity
+    spec = ModelSpec(**identity.spec_fields())
+    assert (spec.name, spec.dtype, spec.init) == ("m", "float16", "pretrained")
+    assert ModelSpec(name="m", adapter="salmonn", checkpoint="x") == spec  # same defaults
+    attrs = identity.view_attrs("eng_Latn", "text", ["layer00"], "cpu")
+    assert {k: attrs[k] for k in STORED_FIELDS} == {k: getattr(identity, k) for k in STORED_FIELDS}
+    with pytest.raises(KeyError, match="recording"):
+        RunIdentity.from_params({k: v for k, v in identity.params().items() if k != "recording"})
 
 
 def test_demo_checkpoint_detection():

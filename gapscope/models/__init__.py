@@ -14,17 +14,23 @@ from gapscope.taps import is_layer
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the config says about one model (``models.<name>`` in the config schema)."""
+    """What a loader needs to know about one model (``models.<name>`` of the config; the
+    workflow builds it from :class:`gapscope.identity.RunIdentity`). The defaults are the
+    config schema's; ``dtype`` None is the family's official inference precision."""
 
     name: str
     adapter: str
     checkpoint: str
     revision: str | None = None
     init: str = "pretrained"
-    dtype: str = "float32"
+    dtype: str | None = None
     trust_remote_code: bool = False
     seed: int = 0
     options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dtype is None and self.adapter in FAMILIES:
+            object.__setattr__(self, "dtype", FAMILIES[self.adapter].dtype)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gapscope.identity import POOLING, RunIdentity
 from gapscope.models.demo import DEMO_MODELS
 from gapscope.stages.common import ConfigError
 
@@ -44,28 +45,30 @@ def is_demo_checkpoint(checkpoint: str) -> bool:
     return path.parent == Path(DEMO_MODEL_ROOT) and path.name in DEMO_MODELS
 
 
-def model_params(config: Mapping, model: str) -> dict:
-    """The settings that determine a model's activations (rerun extraction when they change).
-
-    ``dtype: null`` is the family's official inference precision (``Family.dtype``).
-    """
+def run_identity(config: Mapping, model: str) -> RunIdentity:
+    """What identifies one configured model's run, from the validated config (whose defaults
+    are the schema's): ``dtype: null`` becomes the family's official inference precision."""
     from gapscope.models import family
 
     spec = config["models"][model]
-    corpus = config["corpus"]
-    return {
-        "name": model,
-        "adapter": spec["adapter"],
-        "checkpoint": spec["checkpoint"],
-        "revision": spec.get("revision"),
-        "init": spec.get("init", "pretrained"),
-        "dtype": spec.get("dtype") or family(spec["adapter"]).dtype,
-        "seed": spec.get("seed", 0),
-        "trust_remote_code": spec.get("trust_remote_code", False),
-        "options": dict(spec.get("options") or {}),
-        "pooling": "masked_mean",
-        "recording": str(corpus["recording"]),
-    }
+    return RunIdentity(
+        model=model,
+        adapter=spec["adapter"],
+        checkpoint=spec["checkpoint"],
+        revision=spec["revision"],
+        init=spec["init"],
+        dtype=spec["dtype"] or family(spec["adapter"]).dtype,
+        seed=spec["seed"],
+        trust_remote_code=spec["trust_remote_code"],
+        options=dict(spec["options"] or {}),
+        pooling=POOLING,
+        recording=str(config["corpus"]["recording"]),
+    )
+
+
+def model_params(config: Mapping, model: str) -> dict:
+    """The extraction rule's params: the run identity (a change reruns extraction)."""
+    return run_identity(config, model).params()
 
 
 def extract_budget(extract: Mapping, modality: str) -> int:
@@ -126,7 +129,10 @@ def run_view(
     device: str = "auto",
     threads: int = 1,
 ) -> dict:
-    """Load the model of one view, extract every sentence and write the store."""
+    """Load the model of one view, extract every sentence and write the store.
+
+    ``model`` is the run identity as the rule hands it over (:meth:`RunIdentity.params`).
+    """
     import time
 
     import torch
@@ -138,33 +144,13 @@ def run_view(
 
     torch.set_num_threads(max(1, int(threads)))
     single_threaded_blas()
-    spec = ModelSpec(
-        name=model["name"],
-        adapter=model["adapter"],
-        checkpoint=model["checkpoint"],
-        revision=model["revision"],
-        init=model["init"],
-        dtype=model["dtype"],
-        trust_remote_code=model["trust_remote_code"],
-        seed=model["seed"],
-        options=dict(model.get("options") or {}),
-    )
+    identity = RunIdentity.from_params(model)
+    spec = ModelSpec(**identity.spec_fields())
     target = default_device() if device == "auto" else torch.device(device)
     started = time.perf_counter()
     adapter = load_adapter(spec, modality, target)
     loaded = time.perf_counter()
-    attrs = {
-        **{k: model[k] for k in ("adapter", "checkpoint", "revision", "init", "dtype")},
-        "model": model["name"],
-        "language": language,
-        "modality": modality,
-        "pooling": model["pooling"],
-        "recording": model["recording"],
-        "options": dict(model.get("options") or {}),
-        "seed": model["seed"],
-        "taps": adapter.taps(modality),
-        "device": str(target),
-    }
+    attrs = identity.view_attrs(language, modality, adapter.taps(modality), str(target))
     ids = sorted(manifest["sentence_id"].unique())
     staging = staging_path(store)
     writer = ViewWriter(staging, ids, attrs, chunk_size=chunk_size, resume=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from gapscope import similarity as sim
+from gapscope.identity import STORED_FIELDS
 from gapscope.stages.common import ConfigError
 
 __all__ = [
@@ -64,7 +65,6 @@ TIDY_COLUMNS = [
     "tap_b",
     *sim.COLUMNS[sim.COLUMNS.index("metric") :],
 ]
-SAME_RUN_ATTRS = ("model", "adapter", "checkpoint", "revision", "init", "pooling", "recording")
 _STRING_COLUMNS = TIDY_COLUMNS[: TIDY_COLUMNS.index("metric") + 1]
 _INT_COLUMNS = ("n", "k_a", "k_b")
 
@@ -363,7 +363,7 @@ def align_ids(
 def _check_same_run(a: PreparedStore, b: PreparedStore, model: str, where: tuple) -> None:
     from gapscope.store import StoreError
 
-    for key in SAME_RUN_ATTRS:
+    for key in STORED_FIELDS:
         if a.attrs.get(key) != b.attrs.get(key):
             raise StoreError(
                 f"{where[0]} and {where[1]} come from different runs: {key} is "
