@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -140,6 +141,16 @@ def test_gaps_and_figure(demo_run):
         path = workdir / f"results/figures/layer_curves.{suffix}"
         assert path.stat().st_size > 1000
     assert "seamless_v2_tiny" in result.stdout + result.stderr  # headline printed on success
+
+
+def test_every_summary_output_is_built(demo_run):
+    """The final targets are the summarize rules' own outputs: every one of them is built."""
+    workdir, _ = demo_run
+    text = (REPO / "rules/summarize.smk").read_text(encoding="utf-8")
+    declared = set(re.findall(r'"(results/(?:summary|figures)/[^"{]*(?:{model}[^"]*)?)"', text))
+    expected = {path.replace("{model}", "seamless_v2_tiny") for path in declared}
+    assert len(expected) > 20, expected
+    assert sorted(p for p in expected if not (workdir / p).exists()) == []
 
 
 def test_second_run_does_nothing(demo_run):

@@ -1,30 +1,17 @@
-"""Glue of rules/summarize.smk: the summary metric, the targets of the summaries, what each
-configured model declares about length adaptation, and the pooled lengths read from stores.
+"""Glue of rules/summarize.smk: the summary metric, what each configured model declares about
+length adaptation, and the pooled lengths read from stores (the summaries' targets are the
+outputs of the summarize rules themselves: rules/common.smk reads them).
 The tables themselves are computed by :mod:`gapscope.gaps` (pure functions of frames)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from gapscope import gaps
 from gapscope.gaps import LengthKey, LengthTaps, TapPair
 from gapscope.models import FAMILIES
 from gapscope.stages.common import ConfigError
-
-SUMMARY_TABLES: tuple[str, ...] = (
-    "gaps", "cross_modal", "cross_lingual", "modality_vs_language",
-    "modality_vs_language_groups", "length_adaptation", "length_adaptation_groups",
-    "lengths", "length_ratios", "length_ratios_groups",
-)  # fmt: skip
-SUMMARY_PAGES: tuple[str, ...] = (
-    "gaps", "cross_modal", "cross_lingual", "modality_vs_language", "length_adaptation",
-    "lengths", "config",
-)  # fmt: skip
-SUMMARY_FIGURES: tuple[str, ...] = (
-    "layer_curves", "cross_lingual_curves", "models_cross_modal", "modality_vs_language",
-    "length_adaptation", "metrics_by_layer",
-)  # fmt: skip
 
 
 def summary_metric(config: Mapping) -> str:
@@ -36,16 +23,6 @@ def summary_metric(config: Mapping) -> str:
             f"summarize.metric: {metric!r} is not computed; similarity.metrics is {metrics}"
         )
     return metric
-
-
-def summary_targets(models: Sequence[str]) -> list[str]:
-    """Every table (CSV), report page (HTML) and figure (SVG + PNG) of the summaries."""
-    figures = [*SUMMARY_FIGURES, *[f"heatmaps/{model}" for model in models]]
-    return [
-        *[f"results/summary/{name}.csv" for name in SUMMARY_TABLES],
-        *[f"results/summary/{name}.html" for name in SUMMARY_PAGES],
-        *[f"results/figures/{name}.{ext}" for name in figures for ext in ("svg", "png")],
-    ]
 
 
 def length_adaptation_by_model(models: Mapping[str, Mapping]) -> dict[str, list[list[str]]]:
