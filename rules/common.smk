@@ -9,8 +9,7 @@ from gapscope.models.demo import DEMO_MODELS
 from gapscope.stages import common, corpus, extract, similarity, summarize
 
 validate(config, schema="schemas/config.schema.yaml")
-common.check_config(config)
-extract.check_sonar_python(config, workflow.basedir)
+common.check_config(config, workflow.basedir)
 
 LANGUAGES = list(config["languages"])
 MODALITIES = list(config["modalities"])

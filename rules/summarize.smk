@@ -9,7 +9,7 @@ import json
 
 # gg (gapscope.gaps) is imported in rules/common.smk
 SUMMARY = config.get("summarize") or {}
-SUMMARY_METRIC = summarize.summary_metric(config)  # raises naming summarize.metric when invalid
+SUMMARY_METRIC = summarize.summary_metric(config)  # checked with the config (common.smk)
 # (model, language, modality) of every store, for the lengths tables
 STORE_VIEWS = [[m, lang, mod] for m in MODELS for lang in LANGUAGES for mod in MODALITIES]
 # the config page is rebuilt whenever the validated config changes

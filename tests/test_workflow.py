@@ -54,13 +54,22 @@ def test_default_config_passes(config):
             ),
             "similarity.cross_lingual",
         ),
+        (lambda c: c["summarize"].update(metric="mknn"), "summarize.metric: 'mknn' is not"),
+        (
+            lambda c: (
+                c["extract"].update(sonar_python="missing/python")
+                or c["models"]["seamless_v2_tiny"].update(adapter="sonar", languages=["eng_Latn"])
+            ),
+            "extract.sonar_python: .*missing/python does not exist",
+        ),
     ],
 )
-def test_bad_config_names_the_key(config, edit, message):
+def test_bad_config_names_the_key(config, edit, message, tmp_path):
+    """Every check runs in check_config, and each one raises the config error naming its key."""
     bad = copy.deepcopy(config)
     edit(bad)
     with pytest.raises(common.ConfigError, match=message):
-        common.check_config(bad)
+        common.check_config(bad, tmp_path)
 
 
 def test_plan_pairs_counts_and_order_independence():
@@ -115,6 +124,10 @@ def test_run_identity_is_one_definition(config):
     assert (spec.name, spec.dtype, spec.init) == ("m", "float16", "pretrained")
     assert ModelSpec(name="m", adapter="salmonn", checkpoint="x") == spec  # same defaults
     attrs = identity.view_attrs("eng_Latn", "text", ["layer00"], "cpu")
+    assert list(attrs) == [  # the key order of every store written so far (bit-identical)
+        "adapter", "checkpoint", "revision", "init", "dtype", "model", "language", "modality",
+        "pooling", "recording", "options", "seed", "taps", "device",
+    ]  # fmt: skip
     assert {k: attrs[k] for k in STORED_FIELDS} == {k: getattr(identity, k) for k in STORED_FIELDS}
     with pytest.raises(KeyError, match="recording"):
         RunIdentity.from_params({k: v for k, v in identity.params().items() if k != "recording"})

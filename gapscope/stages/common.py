@@ -15,14 +15,16 @@ class ConfigError(ValueError):
     """A config value is wrong; the message names the key."""
 
 
-def check_config(config: Mapping) -> None:
-    """Cross-field checks the schema cannot express; raise ConfigError naming the key."""
+def check_config(config: Mapping, basedir: str | Path | None = None) -> None:
+    """Every check the schema cannot express, in one place, before any job runs: languages,
+    corpus, models, comparisons, the summary metric and (given the workflow folder
+    ``basedir``) the SONAR interpreter. Raises ConfigError naming the key."""
     for i, code in enumerate(config["languages"]):
         try:
             languages.get(code)
         except languages.UnknownLanguageError as err:
             raise ConfigError(f"languages[{i}]: {err}") from err
-    from gapscope.stages import corpus, extract
+    from gapscope.stages import corpus, extract, summarize
 
     corpus.check_config(config)
     for name, model in config["models"].items():
@@ -39,6 +41,9 @@ def check_config(config: Mapping) -> None:
         and ENGLISH not in config["languages"]
     ):
         raise ConfigError(f"similarity.cross_lingual: english_centric needs {ENGLISH} in languages")
+    summarize.summary_metric(config)
+    if basedir is not None:
+        extract.check_sonar_python(config, basedir)
 
 
 def model_languages(name: str, model: Mapping, codes: Sequence[str]) -> list[str]:

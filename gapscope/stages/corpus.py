@@ -91,7 +91,7 @@ def _check_section(corpus: Mapping, codes: Sequence[str]) -> None:
         root = Path(corpus["path"])
         if not root.is_dir():
             raise ConfigError(f"corpus.path: {root} is not a folder")
-        split = corpus.get("split", "test")
+        split = corpus["split"]
         absent = [
             f"{code} ({fleurs.tsv_path(root, languages.get(code).fleurs, split)})"
             for code in codes
