@@ -21,6 +21,7 @@ import soundfile as sf
 
 from gapscope import corpus, languages
 from gapscope.corpus import audio, coverage, demo, fleurs, hf_dataset, hub, tts
+from gapscope.stages import corpus as corpus_stage
 
 IDS = [1905, 1906, 1912, 1913, 1920, 1931, 1938, 1947, 1950, 1962]
 LANGS = ["eng_Latn", "deu_Latn", "swh_Latn"]
@@ -126,6 +127,7 @@ def corpus_options(**changes) -> dict:
         "sentence_ids": None,
         "on_bad_input": "skip",
         "max_clipped_fraction": 0.01,
+        "max_seconds": None,
     }
     options.update(changes)
     return options
@@ -133,11 +135,12 @@ def corpus_options(**changes) -> dict:
 
 def prepare(root: Path, lang: str, **changes):
     code = languages.get(lang).fleurs
+    options = corpus_options(**changes)
     return corpus.prepare_manifest(
         fleurs.tsv_path(root, code, SPLIT),
         fleurs.audio_dir(root, code, SPLIT),
         language=lang,
-        corpus=corpus_options(**changes),
+        **corpus_stage.manifest_arguments(options, options["sentence_ids"]),
     )
 
 

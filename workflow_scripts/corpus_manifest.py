@@ -7,6 +7,7 @@ import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path
 
 from gapscope import corpus
 from gapscope.stages import common
+from gapscope.stages import corpus as corpus_stage
 
 common.start_log(snakemake.log[0])
 ids_file = snakemake.input.get("sentence_ids")  # a path, or an empty list when not configured
@@ -14,8 +15,9 @@ manifest, report = corpus.prepare_manifest(
     snakemake.input.table,
     snakemake.input.audio,
     language=snakemake.wildcards.language,
-    corpus=snakemake.params.corpus,
-    sentence_ids_path=ids_file if isinstance(ids_file, str) else None,
+    **corpus_stage.manifest_arguments(
+        snakemake.params.corpus, ids_file if isinstance(ids_file, str) else None
+    ),
 )
 corpus.write_manifest(manifest, snakemake.output.manifest)
 with open(snakemake.output.report, "w") as handle:

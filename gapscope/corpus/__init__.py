@@ -271,17 +271,23 @@ def prepare_manifest(
     audio_folder: str | Path,
     *,
     language: str,
-    corpus: dict,
-    sentence_ids_path: str | Path | None = None,
+    text_field: str,
+    recording: str | int,
+    max_sentences: int | None,
+    on_bad_input: str,
+    max_clipped_fraction: float,
+    max_seconds: float | None,
+    sentence_ids_path: str | Path | None,
 ) -> tuple[pd.DataFrame, dict]:
     """Read a FLEURS split table, check every used audio file, build the manifest and report.
 
-    Every audio file the manifest names is read and checked here (the same reader and checks
-    extraction uses), so extraction never meets a bad file halfway through a store.
+    The selection arguments are the ``corpus`` settings of the same names (module docstring);
+    ``sentence_ids_path`` is the file of ``corpus.sentence_ids`` or None. Every audio file the
+    manifest names is read and checked here (the same reader and checks extraction uses), so
+    extraction never meets a bad file halfway through a store.
     """
     table = fleurs.read_tsv(table_path)
-    max_clipped = float(corpus.get("max_clipped_fraction", 0.01))
-    max_seconds = corpus.get("max_seconds")
+    max_clipped = float(max_clipped_fraction)
     rates: Counter = Counter()
     channels: Counter = Counter()
 
@@ -291,18 +297,18 @@ def prepare_manifest(
         channels[info.channels] += 1
         return info.num_samples
 
-    ids_file = sentence_ids_path or corpus.get("sentence_ids")
+    ids_file = sentence_ids_path
     report: dict = {}
     manifest = build_manifest(
         table,
         audio_folder,
         language=language,
-        text_field=corpus.get("text_field", "raw_transcription"),
-        recording=corpus.get("recording", "first"),
-        max_sentences=corpus.get("max_sentences"),
+        text_field=text_field,
+        recording=recording,
+        max_sentences=max_sentences,
         source=str(table_path),
         sentence_ids=read_sentence_ids(ids_file) if ids_file else None,
-        on_bad_input=corpus.get("on_bad_input", "error"),
+        on_bad_input=on_bad_input,
         check=check,
         report=report,
     )

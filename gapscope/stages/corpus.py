@@ -35,6 +35,17 @@ def manifest_params(corpus: Mapping) -> dict:
     return {key: corpus.get(key) for key in SELECTION_KEYS}
 
 
+def manifest_arguments(params: Mapping, sentence_ids_path: str | None) -> dict:
+    """Keyword arguments of :func:`gapscope.corpus.prepare_manifest` from the manifest rule's
+    params (:func:`manifest_params`) and its sentence-id file input (None when not set)."""
+    keys = ("text_field", "recording", "max_sentences", "on_bad_input", "max_clipped_fraction")
+    return {
+        **{key: params[key] for key in keys},
+        "max_seconds": params["max_seconds"],
+        "sentence_ids_path": sentence_ids_path,
+    }
+
+
 def corpus_root(config: Mapping) -> str:
     """Root of the FLEURS-layout folder the manifests are read from."""
     corpus = config["corpus"]
