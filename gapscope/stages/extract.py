@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gapscope.identity import POOLING, RunIdentity
 from gapscope.models.demo import DEMO_MODELS
 from gapscope.stages.common import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEMO_MODEL_ROOT = "resources/models"
 
