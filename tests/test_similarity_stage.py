@@ -234,3 +234,15 @@ def test_retrieval_rows_only_where_both_views_live_in_one_space(tmp_path, adapte
                  language="deu_Latn", modality="text", **extra)  # fmt: skip
     table = compare_stores(other, text, model="m", adapter=adapter, options=config)
     assert len(table[table["metric"] == "retrieval"]) == 3
+
+
+def test_unavailable_device_is_a_config_error_naming_the_key():
+    from gapscope.stages.similarity import resolve_device
+
+    assert resolve_device({"device": "cpu"}) == "cpu"
+    with pytest.raises(ConfigError, match="similarity.device: "):
+        resolve_device({"device": "no_such_device"})
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="similarity.device: .*CUDA is not available"):
+            resolve_device({"device": "cuda"})

@@ -152,6 +152,15 @@ def view_options(section: Mapping[str, Any]) -> dict[str, Any]:
     return {**Options.from_config(section).view_key(), "format": PREPARED_FORMAT}
 
 
+def resolve_device(section: Mapping[str, Any]) -> Any:
+    """The compute device of ``similarity.device`` (``auto``: a CUDA GPU when the job sees one,
+    else the CPU); a device this machine lacks is a ConfigError naming the key."""
+    try:
+        return sim.resolve_device(section["device"])
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(f"similarity.device: {err}") from err
+
+
 @dataclass
 class PreparedStore:
     """The prepared views of every tap of one store, in ascending sentence-id order."""
