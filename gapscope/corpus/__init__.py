@@ -297,7 +297,6 @@ def prepare_manifest(
         channels[info.channels] += 1
         return info.num_samples
 
-    ids_file = sentence_ids_path
     report: dict = {}
     manifest = build_manifest(
         table,
@@ -307,7 +306,7 @@ def prepare_manifest(
         recording=recording,
         max_sentences=max_sentences,
         source=str(table_path),
-        sentence_ids=read_sentence_ids(ids_file) if ids_file else None,
+        sentence_ids=read_sentence_ids(sentence_ids_path) if sentence_ids_path else None,
         on_bad_input=on_bad_input,
         check=check,
         report=report,
@@ -321,7 +320,7 @@ def prepare_manifest(
                 for k in ("ids_in_table", "missing_ids", "dropped_ids", "ids_without_recording")
             )
         )
-    report["sentence_ids_file"] = str(ids_file) if ids_file else None
+    report["sentence_ids_file"] = str(sentence_ids_path) if sentence_ids_path else None
     report["audio_rates"] = {str(k): v for k, v in sorted(rates.items())}
     report["audio_channels"] = {str(k): v for k, v in sorted(channels.items())}
     return manifest, report
