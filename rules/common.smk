@@ -133,22 +133,13 @@ def get_pair_options(wildcards):
     return {key: value for key, value in config["similarity"].items() if key != "device"}
 
 
-SUMMARY_RULES = (
-    "summarize_gaps",
-    "summarize_length_adaptation",
-    "summarize_lengths",
-    "summarize_figures",
-    "summarize_heatmaps",
-    "summarize_config",
-)
-
-
 def get_summary_outputs():
     """Every output of the summarize rules (tables, report pages, figures), per model where
-    an output names one: read from the rules themselves, never restated."""
+    an output names one: read from the rules themselves (rules/summarize.smk), never restated."""
     outputs = []
-    for name in SUMMARY_RULES:
-        outputs += expand(list(getattr(rules, name).output), model=MODELS)
+    for name in sorted(step.name for step in workflow.rules):
+        if name.startswith("summarize_"):
+            outputs += expand(list(getattr(rules, name).output), model=MODELS)
     return outputs
 
 
