@@ -46,7 +46,10 @@ __all__ = [
     "compare_stores",
     "load_prepared",
     "prepare_store",
+    "read_tables",
+    "resolve_device",
     "save_prepared",
+    "view_options",
     "write_rows",
 ]
 
