@@ -5,7 +5,8 @@ from the validated config, whose defaults are the schema's; the extraction job r
 as its rule's params (:meth:`RunIdentity.params`, a change reruns the job), loads the model
 from it (:meth:`RunIdentity.spec_fields`) and writes it into the store
 (:meth:`RunIdentity.view_attrs`); the store requires :data:`REQUIRED_FIELDS`; the similarity
-stage compares two views only when their stores agree on :data:`STORED_FIELDS`.
+stage compares two views only when their stores agree on :data:`STORED_FIELDS` (on those
+recorded by both).
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ STORED_FIELDS: tuple[str, ...] = tuple(
 REQUIRED_FIELDS: tuple[str, ...] = (
     "model", "adapter", "checkpoint", "revision", "init", "dtype", "pooling",
 )  # fmt: skip
-"""The run fields every store has had since store format 1 (the others came later: a store
-without them reads as None there, on both sides of a comparison)."""
+"""The run fields every store has had since store format 1. The others came later: two views
+are compared on such a field only where both stores record it."""
 
 VIEW_FIELDS: tuple[str, ...] = ("language", "modality", "taps")
 """What a store records beside its run: which view it is and its taps."""

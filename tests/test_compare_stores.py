@@ -117,6 +117,47 @@ def test_stores_from_different_runs_are_refused(tmp_path, latent, key):
         compare_stores(a, b, model="m", adapter="seamless_m4t_v2", options=OPTIONS)
 
 
+@pytest.mark.parametrize(
+    ("key", "value_a", "value_b"),
+    [("dtype", "float32", "bfloat16"), ("seed", 0, 1), ("options", {}, {"layers": 2})],
+)
+def test_every_recorded_run_field_must_agree(tmp_path, latent, key, value_a, value_b):
+    rng, _ = latent
+    ids = np.arange(10)
+    views = [
+        make(
+            tmp_path / f"{name}.zarr",
+            ids,
+            {"layer00": rng.standard_normal((10, 3))},
+            language=language,
+            modality="text",
+            **{key: value},
+        )
+        for name, language, value in (("a", "eng_Latn", value_a), ("b", "deu_Latn", value_b))
+    ]
+    with pytest.raises(StoreError, match=f"come from different runs: {key} is"):
+        compare_stores(*views, model="m", adapter="seamless_m4t_v2", options=OPTIONS)
+
+
+def test_fields_older_stores_lack_are_compared_where_both_have_them(tmp_path, latent):
+    """A store written before seed and options were recorded meets one that records them."""
+    rng, z = latent
+    ids = np.arange(40)
+    old = make(tmp_path / "a.zarr", ids, {"layer00": z}, language="eng_Latn", modality="text")
+    new = make(
+        tmp_path / "b.zarr",
+        ids,
+        {"layer00": z @ rng.standard_normal((4, 4))},
+        language="deu_Latn",
+        modality="text",
+        seed=0,
+        options={},
+    )
+    table = compare_stores(old, new, model="m", adapter="seamless_m4t_v2", options=OPTIONS)
+    svcca = table.loc[table["metric"] == "svcca", "score"]
+    assert len(svcca) == 1 and svcca.iloc[0] > 0.999
+
+
 def test_incomplete_or_disjoint_stores(tmp_path, latent):
     rng, _ = latent
     a = make(

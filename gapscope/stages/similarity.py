@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gapscope import similarity as sim
-from gapscope.identity import STORED_FIELDS
+from gapscope.identity import REQUIRED_FIELDS, STORED_FIELDS
 from gapscope.stages.common import ConfigError
 
 __all__ = [
@@ -376,6 +376,8 @@ def _check_same_run(a: PreparedStore, b: PreparedStore, model: str, where: tuple
     from gapscope.store import StoreError
 
     for key in STORED_FIELDS:
+        if key not in REQUIRED_FIELDS and (key not in a.attrs or key not in b.attrs):
+            continue  # a field stores gained later: compared where both stores record it
         if a.attrs.get(key) != b.attrs.get(key):
             raise StoreError(
                 f"{where[0]} and {where[1]} come from different runs: {key} is "
