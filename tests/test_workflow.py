@@ -108,14 +108,14 @@ def test_model_params_ignore_unrelated_settings(config):
     assert extract_stage.model_params(other, "seamless_v2_tiny") != a
 
 
-def test_run_identity_is_one_definition(config):
+def test_run_identity_is_one_definition(config, repo_root):
     """The rule's params, the loader's spec and the store's attributes come from one identity;
     the schema's defaults fill what the config leaves out; dtype null is the family's."""
     from gapscope.identity import STORED_FIELDS, RunIdentity
     from gapscope.models import FAMILIES, ModelSpec
 
     config["models"]["m"] = {"adapter": "salmonn", "checkpoint": "x"}
-    validate(config, "rules/schemas/config.schema.yaml")
+    validate(config, str(repo_root / "rules/schemas/config.schema.yaml"))
     identity = extract_stage.run_identity(config, "m")
     assert identity.dtype == FAMILIES["salmonn"].dtype == "float16"
     assert (identity.init, identity.seed, identity.revision) == ("pretrained", 0, None)
