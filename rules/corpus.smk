@@ -1,6 +1,3 @@
-from gapscope.stages import corpus
-
-
 rule corpus_synthesize_speech:
     """Synthesise one demo language with espeak-ng into the official FLEURS layout."""
     output:

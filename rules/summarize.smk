@@ -7,8 +7,8 @@ results/figures/ (SVG + PNG). Every table and figure is marked for `snakemake --
 import hashlib
 import json
 
-# gg (gapscope.gaps) is imported in rules/common.smk
-SUMMARY = config.get("summarize") or {}
+# the stage module `summarize` (gapscope.stages.summarize) is imported in rules/common.smk
+SUMMARY = config["summarize"]  # validated: the schema's defaults are filled in
 SUMMARY_METRIC = summarize.summary_metric(config)  # checked with the config (common.smk)
 # (model, language, modality) of every store, for the lengths tables
 STORE_VIEWS = [[m, lang, mod] for m in MODELS for lang in LANGUAGES for mod in MODALITIES]
@@ -249,8 +249,8 @@ rule summarize_heatmaps:
         png="results/figures/heatmaps/{model}.png",
     params:
         metric=SUMMARY_METRIC,
-        taps=SUMMARY.get("heatmap_taps"),
-        order=SUMMARY.get("language_order", "resource"),
+        taps=SUMMARY["heatmap_taps"],
+        order=SUMMARY["language_order"],
     conda:
         "../envs/gapscope.yaml"
     log:

@@ -36,6 +36,7 @@ import pandas as pd
 
 from gapscope.corpus import fleurs
 from gapscope.corpus.audio import AudioError, inspect_audio
+from gapscope.errors import ConfigError
 
 MANIFEST_COLUMNS = ["sentence_id", "recording", "text", "audio", "num_samples"]
 MAX_LISTED = 20
@@ -65,10 +66,10 @@ def read_sentence_ids(path: str | Path) -> list[int]:
             continue
         header_allowed = False
         if not re.fullmatch(r"[0-9]+", field):
-            raise ValueError(f"corpus.sentence_ids: {path}: line {lineno}: {field!r} is not an id")
+            raise ConfigError(f"corpus.sentence_ids: {path}: line {lineno}: {field!r} is not an id")
         ids.add(int(field))
     if not ids:
-        raise ValueError(f"corpus.sentence_ids: {path} holds no sentence id")
+        raise ConfigError(f"corpus.sentence_ids: {path} holds no sentence id")
     return sorted(ids)
 
 
@@ -98,9 +99,9 @@ def build_manifest(
     given, is filled with the counts and lists the selection produced.
     """
     if text_field not in table.columns:
-        raise ValueError(f"corpus.text_field: {text_field!r} is not a column of {source}")
+        raise ConfigError(f"corpus.text_field: {text_field!r} is not a column of {source}")
     if on_bad_input not in ("error", "skip"):
-        raise ValueError(f"corpus.on_bad_input: {on_bad_input!r} is not error or skip")
+        raise ConfigError(f"corpus.on_bad_input: {on_bad_input!r} is not error or skip")
     if recording not in ("first", "all"):
         recording = int(recording)
     df = table.reset_index(drop=True).copy()

@@ -22,6 +22,7 @@ import soundfile as sf
 from gapscope import languages
 from gapscope.corpus import fleurs
 from gapscope.corpus.audio import TARGET_RATE, AudioError, decode_bytes, resample
+from gapscope.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def dataset_code(language: str, options: Mapping) -> str:
     column = options.get("language_code", "flores")
     value = getattr(languages.get(language), column)
     if value is None:
-        raise ValueError(
+        raise ConfigError(
             f"{KEY}.language_code: {language} has no {column} code in gapscope's language "
             f"table; add it to {KEY}.language_map"
         )
@@ -45,22 +46,22 @@ def dataset_code(language: str, options: Mapping) -> str:
 
 
 def check_options(options: Mapping, codes: list[str]) -> None:
-    """Config checks that need no data; raise ValueError naming the key."""
+    """Config checks that need no data; raise ConfigError naming the key."""
     if not options.get("path"):
-        raise ValueError(f"{KEY}.path: required when corpus.source is hf_dataset")
+        raise ConfigError(f"{KEY}.path: required when corpus.source is hf_dataset")
     template = options.get("config_name")
     if template is not None and "{code}" not in template and not options.get("language_column"):
-        raise ValueError(
+        raise ConfigError(
             f"{KEY}.config_name: {template!r} names one configuration for every language; "
             "use a template with {code} or set " + f"{KEY}.language_column"
         )
     if not template and not options.get("language_column"):
-        raise ValueError(
+        raise ConfigError(
             f"{KEY}: set config_name (a template with {{code}}, one configuration per language) "
             "and/or language_column (a column holding the language) so languages can be found"
         )
     if options.get("language_code", "flores") not in LANGUAGE_CODES:
-        raise ValueError(f"{KEY}.language_code: must be one of {', '.join(LANGUAGE_CODES)}")
+        raise ConfigError(f"{KEY}.language_code: must be one of {', '.join(LANGUAGE_CODES)}")
     unknown = sorted(set(options.get("language_map") or {}) - set(codes))
     if unknown:
         log.info("%s.language_map: entries for unconfigured languages %s", KEY, unknown)
@@ -94,15 +95,15 @@ def load_language(options: Mapping, language: str, split: str, cache_dir: str | 
             break
         except ValueError as err:
             if "split" not in str(err).lower():
-                raise ValueError(f"{KEY}: {options['path']} ({name}): {err}") from err
+                raise ConfigError(f"{KEY}: {options['path']} ({name}): {err}") from err
             last = err
     else:
-        raise ValueError(f"{KEY}.split: {options['path']} ({name}): {last}") from last
+        raise ConfigError(f"{KEY}.split: {options['path']} ({name}): {last}") from last
     column = options.get("language_column")
     for key in ("id_column", "text_column", "audio_column", "language_column"):
         col = options.get(key) if key == "language_column" else options[key]
         if col is not None and col not in ds.column_names:
-            raise ValueError(
+            raise ConfigError(
                 f"{KEY}.{key}: no column {col!r} in {options['path']} ({name}); "
                 f"columns: {', '.join(ds.column_names)}"
             )
@@ -111,7 +112,7 @@ def load_language(options: Mapping, language: str, split: str, cache_dir: str | 
         index = [i for i, v in enumerate(values) if v == code]
         if not index:
             seen = sorted(set(values))
-            raise ValueError(
+            raise ConfigError(
                 f"{KEY}.language_column: no row of {language} ({column} == {code!r}) in "
                 f"{options['path']}; values: {', '.join(seen[:20])}"
             )
@@ -125,7 +126,7 @@ def load_language(options: Mapping, language: str, split: str, cache_dir: str | 
 def _parse_id(value, row: int) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not re.fullmatch(r"[0-9]+", text):
-        raise ValueError(
+        raise ConfigError(
             f"{KEY}.id_column: row {row} has id {value!r}; sentence ids must be non-negative "
             "integers shared across languages"
         )
@@ -197,7 +198,7 @@ def export_language(
         count = -1 if samples is None else len(samples)
         lines.append(fleurs.table_line(sid, name, text, count, ""))
     if not lines:
-        raise ValueError(f"{KEY}: no row for {language} in {options['path']}")
+        raise ConfigError(f"{KEY}: no row for {language} in {options['path']}")
     Path(table_out).parent.mkdir(parents=True, exist_ok=True)
     Path(table_out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     info = {

@@ -8,11 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gapscope import languages
+from gapscope.errors import ConfigError
 from gapscope.languages import ENGLISH
 
-
-class ConfigError(ValueError):
-    """A config value is wrong; the message names the key."""
+__all__ = ["ConfigError", "check_config", "model_languages", "plan_pairs", "start_log"]
 
 
 def check_config(config: Mapping, basedir: str | Path | None = None) -> None:
@@ -24,6 +23,7 @@ def check_config(config: Mapping, basedir: str | Path | None = None) -> None:
             languages.get(code)
         except languages.UnknownLanguageError as err:
             raise ConfigError(f"languages[{i}]: {err}") from err
+    # imported here: a rule script importing this module for start_log stays light (no pandas)
     from gapscope.stages import corpus, extract, summarize
 
     corpus.check_config(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gapscope import languages
 from gapscope.corpus import fleurs, hf_dataset
-from gapscope.stages.common import ConfigError
+from gapscope.errors import ConfigError
 
 DEMO_CORPUS_ROOT = "resources/fleurs_demo"
 FLEURS_HF_ROOT = "resources/fleurs_hf"

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gapscope.errors import ConfigError
 from gapscope.identity import POOLING, RunIdentity
 from gapscope.models.demo import DEMO_MODELS
-from gapscope.stages.common import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from gapscope import similarity as sim
+from gapscope.errors import ConfigError
 from gapscope.identity import REQUIRED_FIELDS, STORED_FIELDS
-from gapscope.stages.common import ConfigError
 
 __all__ = [
     "PREPARED_FORMAT",

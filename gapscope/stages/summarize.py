@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gapscope import gaps
+from gapscope.errors import ConfigError
 from gapscope.gaps import LengthKey, LengthTaps, TapPair
 from gapscope.models import FAMILIES
-from gapscope.stages.common import ConfigError
 
 
 def summary_metric(config: Mapping) -> str:
