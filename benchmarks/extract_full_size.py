@@ -45,6 +45,7 @@ PAPER_SENTENCES = 350
 TARGET_SECONDS = 300
 SHARED_JOBS = 4  # extraction jobs sharing one GPU in the second projection
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the repository: gapscope and tests.builders
 
 
 def corpus(n: int, modality: str, workdir: Path, seconds: tuple[float, float]) -> pd.DataFrame:
@@ -71,7 +72,8 @@ def corpus(n: int, modality: str, workdir: Path, seconds: tuple[float, float]) -
 def build(workdir: Path, tiny: bool, device: str) -> Path:
     """Save the checkpoint that the runs load (full size in bfloat16, or the tiny demo)."""
     from gapscope.corpus import demo
-    from gapscope.models.demo import build_demo_model, build_seamless_full_size
+    from gapscope.models.demo import build_demo_model
+    from tests.builders.seamless_full_size import build_seamless_full_size
 
     if tiny:
         return build_demo_model("seamless_m4t_v2_tiny", workdir / "ckpt")

@@ -40,6 +40,6 @@ linked=$(cd / && "$VENV/bin/python" -c \
 if [ "$linked" != "$ROOT" ]; then
     "$VENV/bin/python" -m pip install -qq --no-deps -e "$ROOT"
 fi
-(cd / && "$VENV/bin/python" -c "import sonar, fairseq2, torch, gapscope.extract; \
+(cd / && "$VENV/bin/python" -c "import sonar, fairseq2, torch, gapscope.stages.extract; \
 print('SONAR environment:', '$VENV', 'sonar', sonar.__version__, 'fairseq2', fairseq2.__version__, \
 'torch', torch.__version__)")

@@ -6,8 +6,9 @@ Layout of ``results/activations/{model}/{language}/{modality}.zarr``::
     taps/<tap>            float32 (n, dim), chunked along sentences
     lengths/<tap>         int32 (n,): how many positions were pooled per sentence
 
-Group attributes: model, adapter, checkpoint, revision, init, dtype, language, modality,
-pooling, taps (ordered), gapscope_version, store_format, n_sentences, chunk_size,
+Group attributes: the run identity (:class:`gapscope.identity.RunIdentity`: model, adapter,
+checkpoint, revision, init, dtype, seed, options, pooling, recording), language, modality,
+taps (ordered), device, gapscope_version, store_format, n_sentences, chunk_size,
 ``chunks_done`` (progress, for resuming) and ``complete: true``, written last, after every
 chunk is flushed to disk. A store without it is never read. The extraction writes a store
 at a staging path beside its final path (:func:`staging_path`, outside Snakemake's outputs,

@@ -34,9 +34,9 @@ from gapscope.gaps import length_taps as gaps_length_taps
 from gapscope.html_tables import html_page
 from gapscope.stages.common import ConfigError
 from gapscope.stages.summarize import (
+    family_length_taps,
     length_adaptation_by_model,
     length_adaptation_pairs,
-    length_taps,
     length_taps_by_model,
     summary_metric,
 )
@@ -474,8 +474,8 @@ def test_length_adaptation_pairs_from_families():
     before, after = length_adaptation_pairs("seamless_m4t_v2")
     assert before == ("encoder_out", "pre_adaptor") and after == ("encoder_out", "post_adaptor")
     assert length_adaptation_pairs("no_such_adapter") is None
-    assert length_taps("seamless_m4t_v2") == ("encoder_out", "pre_adaptor", "post_adaptor")
-    assert length_taps("no_such_adapter") == ("layer00", "layer00", None)
+    assert family_length_taps("seamless_m4t_v2") == ("encoder_out", "pre_adaptor", "post_adaptor")
+    assert family_length_taps("no_such_adapter") == ("layer00", "layer00", None)
     assert gaps_length_taps(None) == ("layer00", "layer00", None)
 
 

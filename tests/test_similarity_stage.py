@@ -237,12 +237,12 @@ def test_retrieval_rows_only_where_both_views_live_in_one_space(tmp_path, adapte
 
 
 def test_unavailable_device_is_a_config_error_naming_the_key():
-    from gapscope.stages.similarity import resolve_device
+    from gapscope.stages.similarity import compute_device
 
-    assert resolve_device({"device": "cpu"}) == "cpu"
+    assert compute_device({"device": "cpu"}) == "cpu"
     with pytest.raises(ConfigError, match="similarity.device: "):
-        resolve_device({"device": "no_such_device"})
+        compute_device({"device": "no_such_device"})
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="similarity.device: .*CUDA is not available"):
-            resolve_device({"device": "cuda"})
+            compute_device({"device": "cuda"})

@@ -6,7 +6,7 @@ from gapscope.stages import common, similarity
 
 common.start_log(snakemake.log[0])
 options = similarity.Options.from_config(snakemake.params.options)
-device = similarity.resolve_device(snakemake.config["similarity"])
+device = similarity.compute_device(snakemake.config["similarity"])
 views = [
     similarity.load_prepared(view, options, store=store, device=device)
     for view, store in zip(snakemake.input.views, snakemake.input.stores, strict=True)

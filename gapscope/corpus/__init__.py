@@ -1,4 +1,4 @@
-"""Corpus stage: parallel sentences as text and speech, aligned by sentence id.
+"""Corpus readers: parallel sentences as text and speech, aligned by sentence id.
 
 Every source (the synthesised demo, a local FLEURS folder, the FLEURS hub files, a parquet
 speech dataset) ends in the same FLEURS-layout folder and then in the same normalised

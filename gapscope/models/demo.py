@@ -99,7 +99,7 @@ def _perturb_norms(model: torch.nn.Module) -> None:
                 module.bias.add_(0.1 * torch.randn_like(module.bias))
 
 
-def _seamless_config(tokenizer: Any, version: int, architecture: dict) -> Any:
+def seamless_config(tokenizer: Any, version: int, architecture: dict) -> Any:
     """A SeamlessM4T v2 (or v1) config whose special-token ids are the tokenizer's."""
     from transformers import SeamlessM4TConfig, SeamlessM4Tv2Config
 
@@ -112,7 +112,7 @@ def _seamless_config(tokenizer: Any, version: int, architecture: dict) -> Any:
     )
 
 
-def _save(out_dir: Path, model: torch.nn.Module, tokenizer: Any) -> Path:
+def save_checkpoint(out_dir: Path, model: torch.nn.Module, tokenizer: Any) -> Path:
     """Save a SeamlessM4T model and its processor (the tokenizer, a default feature
     extractor) with ``save_pretrained``."""
     from transformers import SeamlessM4TFeatureExtractor, SeamlessM4TProcessor
@@ -140,41 +140,11 @@ def build_seamless_tiny(
     from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
 
     tokenizer = train_tokenizer(sentences, lang_codes)
-    config = _seamless_config(tokenizer, version, {**TINY_SEAMLESS, "vocab_size": len(tokenizer)})
+    config = seamless_config(tokenizer, version, {**TINY_SEAMLESS, "vocab_size": len(tokenizer)})
     torch.manual_seed(seed)
     model = (SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel)(config).eval()
     _perturb_norms(model)
-    return _save(out_dir, model, tokenizer)
-
-
-def build_seamless_full_size(
-    out_dir: Path,
-    sentences: Iterable[str],
-    lang_codes: Iterable[str],
-    *,
-    version: int = 2,
-    seed: int = 0,
-    device: str = "cpu",
-) -> Path:
-    """Build and save the released SeamlessM4T architecture with random weights, in bfloat16.
-
-    transformers' config defaults are the released architectures (v2: seamless-m4t-v2-large,
-    1024-d, 24 text and 24 speech-encoder layers, a 256,102-token vocabulary), so the saved
-    model costs what the real one costs to load and to run; it is built on ``device`` (a GPU
-    initialises 2.3 billion weights in seconds). The tokenizer is trained on ``sentences``:
-    its ids fit the real vocabulary, and it cuts words into more pieces than the real one,
-    so text batches are, if anything, longer.
-    """
-    import torch
-    from transformers import SeamlessM4TModel, SeamlessM4Tv2Model
-
-    tokenizer = train_tokenizer(sentences, lang_codes)
-    config = _seamless_config(tokenizer, version, {})
-    torch.manual_seed(seed)
-    model_cls = SeamlessM4Tv2Model if version == 2 else SeamlessM4TModel
-    with torch.device(device):
-        model = model_cls._from_config(config, dtype=torch.bfloat16).eval()
-    return _save(out_dir, model, tokenizer)
+    return save_checkpoint(out_dir, model, tokenizer)
 
 
 def build_demo_model(name: str, out_dir: str | Path, seed: int = 0) -> Path:

@@ -1,5 +1,6 @@
 """The glue between the Snakemake rules and the pure library, one module per rule file.
 
-A stage module reads what its rules hand over (stores, options, wildcards), checks run
-identities and calls the pure computation modules; those know nothing of files or configs.
+A stage module turns what its rules hand over (config sections, params, stores) into the
+arguments of the pure computation modules and checks run identities; the pure modules take
+arrays, frames and paths and know nothing of Snakemake, config dicts or the store.
 """

@@ -1,7 +1,7 @@
 """Glue of rules/extract.smk: what a model's config asks for (parameters, batch budget, the
 SONAR environment, the demo checkpoints) and the job that turns one view into a store.
 
-Light to import (rules/common.smk reads it when the workflow is parsed): torch, the models
+Light to import (rules/common.smk reads it when the workflow is parsed): torch, the adapters
 and the store are imported by the job itself.
 """
 

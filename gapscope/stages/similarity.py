@@ -44,10 +44,10 @@ __all__ = [
     "align_ids",
     "compare_prepared",
     "compare_stores",
+    "compute_device",
     "load_prepared",
     "prepare_store",
     "read_tables",
-    "resolve_device",
     "save_prepared",
     "view_options",
     "write_rows",
@@ -155,7 +155,7 @@ def view_options(section: Mapping[str, Any]) -> dict[str, Any]:
     return {**Options.from_config(section).view_key(), "format": PREPARED_FORMAT}
 
 
-def resolve_device(section: Mapping[str, Any]) -> Any:
+def compute_device(section: Mapping[str, Any]) -> Any:
     """The compute device of ``similarity.device`` (``auto``: a CUDA GPU when the job sees one,
     else the CPU); a device this machine lacks is a ConfigError naming the key."""
     try:

@@ -37,7 +37,7 @@ def length_adaptation_by_model(models: Mapping[str, Mapping]) -> dict[str, list[
 
 def length_taps_by_model(models: Mapping[str, Mapping]) -> dict[str, list[str | None]]:
     """Per configured model, its (text, speech before, speech after) length taps."""
-    return {name: list(length_taps(spec["adapter"])) for name, spec in models.items()}
+    return {name: list(family_length_taps(spec["adapter"])) for name, spec in models.items()}
 
 
 def read_lengths(paths: Mapping[LengthKey, str]) -> dict:
@@ -57,7 +57,7 @@ def length_adaptation_pairs(adapter: str) -> tuple[TapPair, TapPair] | None:
     return None if family is None else family.length_adaptation
 
 
-def length_taps(adapter: str) -> LengthTaps:
+def family_length_taps(adapter: str) -> LengthTaps:
     """The taps whose lengths show an adapter's length adaptation (:func:`gaps.length_taps` of
     its family's declared pairs)."""
     return gaps.length_taps(length_adaptation_pairs(adapter))
