@@ -427,7 +427,7 @@ def build_parquet_dataset(root: Path, fleurs_root: Path, langs=LANGS, *, by_colu
     return root
 
 
-def dataset_options(path: Path, **changes) -> dict:
+def dataset_options(path: Path, **changes) -> hf_dataset.DatasetSpec:
     options = {
         "path": str(path),
         "revision": None,
@@ -441,15 +441,17 @@ def dataset_options(path: Path, **changes) -> dict:
         "audio_column": "speech",
     }
     options.update(changes)
-    return options
+    return corpus_stage.dataset_spec(options)
 
 
 @pytest.mark.parametrize("by_column", [False, True], ids=["config_per_language", "column"])
 def test_parquet_dataset_exports_to_the_same_manifest(fleurs_root, tmp_path, by_column):
     ds_root = build_parquet_dataset(tmp_path / "ds", fleurs_root, ["eng_Latn"], by_column=by_column)
-    options = dataset_options(ds_root)
-    if by_column:
-        options.update(config_name=None, language_column="locale")
+    options = (
+        dataset_options(ds_root, config_name=None, language_column="locale")
+        if by_column
+        else dataset_options(ds_root)
+    )
     out = tmp_path / "resources"
     table, folder = out / "en_us" / "test.tsv", out / "en_us" / "audio" / "test"
     info = hf_dataset.export_language(

@@ -3,11 +3,11 @@
 import _bootstrap  # noqa: F401  (puts the workflow's gapscope first on sys.path)
 
 from gapscope.corpus import hf_dataset
-from gapscope.stages import common
+from gapscope.stages import common, corpus
 
 common.start_log(snakemake.log[0])
 hf_dataset.export_language(
-    snakemake.params.options,
+    corpus.dataset_spec(snakemake.params.options),
     snakemake.params.language,
     snakemake.wildcards.split,
     snakemake.output.table,

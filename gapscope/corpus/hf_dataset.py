@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,32 @@ LANGUAGE_CODES = ("flores", "fleurs", "seamless", "sonar_text", "sonar_speech", 
 KEY = "corpus.hf_dataset"
 
 
-def dataset_code(language: str, options: Mapping) -> str:
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a parquet speech dataset is and how to read it: the ``corpus.hf_dataset``
+    settings of the same names (the schema documents each)."""
+
+    path: str | None
+    revision: str | None
+    config_name: str | None
+    split: str | None
+    language_column: str | None
+    language_code: str
+    language_map: Mapping[str, str]
+    id_column: str
+    text_column: str
+    audio_column: str
+
+
+SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DatasetSpec))
+
+
+def dataset_code(language: str, spec: DatasetSpec) -> str:
     """The value that names ``language`` inside the dataset (config name or column value)."""
-    mapping = options.get("language_map") or {}
+    mapping = spec.language_map or {}
     if language in mapping:
         return str(mapping[language])
-    column = options.get("language_code", "flores")
+    column = spec.language_code
     value = getattr(languages.get(language), column)
     if value is None:
         raise ConfigError(
@@ -45,31 +66,31 @@ def dataset_code(language: str, options: Mapping) -> str:
     return str(value)
 
 
-def check_options(options: Mapping, codes: list[str]) -> None:
+def check_spec(spec: DatasetSpec, codes: list[str]) -> None:
     """Config checks that need no data; raise ConfigError naming the key."""
-    if not options.get("path"):
+    if not spec.path:
         raise ConfigError(f"{KEY}.path: required when corpus.source is hf_dataset")
-    template = options.get("config_name")
-    if template is not None and "{code}" not in template and not options.get("language_column"):
+    template = spec.config_name
+    if template is not None and "{code}" not in template and not spec.language_column:
         raise ConfigError(
             f"{KEY}.config_name: {template!r} names one configuration for every language; "
             "use a template with {code} or set " + f"{KEY}.language_column"
         )
-    if not template and not options.get("language_column"):
+    if not template and not spec.language_column:
         raise ConfigError(
             f"{KEY}: set config_name (a template with {{code}}, one configuration per language) "
             "and/or language_column (a column holding the language) so languages can be found"
         )
-    if options.get("language_code", "flores") not in LANGUAGE_CODES:
+    if spec.language_code not in LANGUAGE_CODES:
         raise ConfigError(f"{KEY}.language_code: must be one of {', '.join(LANGUAGE_CODES)}")
-    unknown = sorted(set(options.get("language_map") or {}) - set(codes))
+    unknown = sorted(set(spec.language_map or {}) - set(codes))
     if unknown:
         log.info("%s.language_map: entries for unconfigured languages %s", KEY, unknown)
     for code in codes:
-        dataset_code(code, options)
+        dataset_code(code, spec)
 
 
-def load_language(options: Mapping, language: str, split: str, cache_dir: str | None = None):
+def load_language(spec: DatasetSpec, language: str, split: str, cache_dir: str | None = None):
     """The rows of one language as a ``datasets.Dataset`` with undecoded audio."""
     try:
         import datasets
@@ -77,34 +98,34 @@ def load_language(options: Mapping, language: str, split: str, cache_dir: str | 
         raise ImportError(
             "corpus.source hf_dataset needs the `datasets` package (pip install 'gapscope[hf]')"
         ) from err
-    code = dataset_code(language, options)
-    template = options.get("config_name")
+    code = dataset_code(language, spec)
+    template = spec.config_name
     name = template.format(code=code) if template else None
-    wanted = options.get("split") or split
-    tries = [wanted] + (["validation"] if not options.get("split") and split == "dev" else [])
+    wanted = spec.split or split
+    tries = [wanted] + (["validation"] if not spec.split and split == "dev" else [])
     last: Exception | None = None
     for split_name in tries:
         try:
             ds = datasets.load_dataset(
-                options["path"],
+                spec.path,
                 name,
                 split=split_name,
-                revision=options.get("revision"),
+                revision=spec.revision,
                 cache_dir=cache_dir,
             )
             break
         except ValueError as err:
             if "split" not in str(err).lower():
-                raise ConfigError(f"{KEY}: {options['path']} ({name}): {err}") from err
+                raise ConfigError(f"{KEY}: {spec.path} ({name}): {err}") from err
             last = err
     else:
-        raise ConfigError(f"{KEY}.split: {options['path']} ({name}): {last}") from last
-    column = options.get("language_column")
+        raise ConfigError(f"{KEY}.split: {spec.path} ({name}): {last}") from last
+    column = spec.language_column
     for key in ("id_column", "text_column", "audio_column", "language_column"):
-        col = options.get(key) if key == "language_column" else options[key]
+        col = getattr(spec, key)
         if col is not None and col not in ds.column_names:
             raise ConfigError(
-                f"{KEY}.{key}: no column {col!r} in {options['path']} ({name}); "
+                f"{KEY}.{key}: no column {col!r} in {spec.path} ({name}); "
                 f"columns: {', '.join(ds.column_names)}"
             )
     if column:
@@ -114,13 +135,13 @@ def load_language(options: Mapping, language: str, split: str, cache_dir: str | 
             seen = sorted(set(values))
             raise ConfigError(
                 f"{KEY}.language_column: no row of {language} ({column} == {code!r}) in "
-                f"{options['path']}; values: {', '.join(seen[:20])}"
+                f"{spec.path}; values: {', '.join(seen[:20])}"
             )
         ds = ds.select(index)
-    audio = options["audio_column"]
+    audio = spec.audio_column
     if isinstance(ds.features[audio], datasets.Audio):
         ds = ds.cast_column(audio, datasets.Audio(decode=False))
-    return ds.select_columns([options["id_column"], options["text_column"], audio])
+    return ds.select_columns([spec.id_column, spec.text_column, audio])
 
 
 def _parse_id(value, row: int) -> int:
@@ -156,7 +177,7 @@ def _audio(value, base: Path | None) -> tuple[np.ndarray | None, bytes, str]:
 
 
 def export_language(
-    options: Mapping,
+    spec: DatasetSpec,
     language: str,
     split: str,
     table_out: str | Path,
@@ -170,17 +191,17 @@ def export_language(
     undecodable audio as its original bytes (the manifest stage reports it as unreadable,
     or as not found when the cell was empty), so bad inputs are judged in one place.
     """
-    ds = load_language(options, language, split, cache_dir)
-    local = Path(options["path"])
+    ds = load_language(spec, language, split, cache_dir)
+    local = Path(spec.path)
     base = local if local.is_dir() else None
     folder = Path(audio_out)
     folder.mkdir(parents=True, exist_ok=True)
     lines, seen = [], {}
     undecodable = 0
     id_col, text_col, audio_col = (
-        options["id_column"],
-        options["text_column"],
-        options["audio_column"],
+        spec.id_column,
+        spec.text_column,
+        spec.audio_column,
     )
     for row_number, row in enumerate(ds):
         sid = _parse_id(row[id_col], row_number)
@@ -198,11 +219,11 @@ def export_language(
         count = -1 if samples is None else len(samples)
         lines.append(fleurs.table_line(sid, name, text, count, ""))
     if not lines:
-        raise ConfigError(f"{KEY}: no row for {language} in {options['path']}")
+        raise ConfigError(f"{KEY}: no row for {language} in {spec.path}")
     Path(table_out).parent.mkdir(parents=True, exist_ok=True)
     Path(table_out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     info = {
-        "dataset": str(options["path"]),
+        "dataset": str(spec.path),
         "language": language,
         "rows": len(lines),
         "sentence_ids": len(seen),

@@ -46,6 +46,15 @@ def manifest_arguments(params: Mapping, sentence_ids_path: str | None) -> dict:
     }
 
 
+def dataset_spec(section: Mapping) -> hf_dataset.DatasetSpec:
+    """The :class:`~gapscope.corpus.hf_dataset.DatasetSpec` of the ``corpus.hf_dataset``
+    section (validated: every key present); a missing key is a ConfigError naming it."""
+    missing = [key for key in hf_dataset.SPEC_FIELDS if key not in section]
+    if missing:
+        raise ConfigError(f"corpus.hf_dataset: missing {', '.join(missing)}")
+    return hf_dataset.DatasetSpec(**{key: section[key] for key in hf_dataset.SPEC_FIELDS})
+
+
 def corpus_root(config: Mapping) -> str:
     """Root of the FLEURS-layout folder the manifests are read from."""
     corpus = config["corpus"]
@@ -115,7 +124,7 @@ def _check_section(corpus: Mapping, codes: Sequence[str]) -> None:
             )
     if source == "hf_dataset":
         try:
-            hf_dataset.check_options(corpus.get("hf_dataset") or {}, list(codes))
+            hf_dataset.check_spec(dataset_spec(corpus["hf_dataset"]), list(codes))
         except ValueError as err:
             raise ConfigError(str(err)) from err
         if importlib.util.find_spec("datasets") is None:
