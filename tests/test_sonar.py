@@ -22,7 +22,8 @@ from gapscope.stages import common
 from gapscope.stages import extract as extract_stage
 
 REPO = Path(__file__).resolve().parents[1]
-SONAR_PYTHON = REPO / extract_stage.DEFAULT_SONAR_PYTHON
+SCHEMA = yaml.safe_load((REPO / "rules/schemas/config.schema.yaml").read_text())
+SONAR_PYTHON = REPO / SCHEMA["properties"]["extract"]["properties"]["sonar_python"]["default"]
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Skipped without the SONAR environment, except under CI (.ci/run builds it): there it fails.
 needs_sonar_env = pytest.mark.skipif(

@@ -81,7 +81,6 @@ def extract_budget(extract: Mapping, modality: str) -> int:
 
 
 SONAR_ADAPTER = "sonar"
-DEFAULT_SONAR_PYTHON = ".venv-sonar/bin/python"
 
 
 def sonar_models(config: Mapping) -> list[str]:
@@ -100,7 +99,7 @@ def sonar_python(config: Mapping, basedir: str | Path) -> str:
     A path is relative to the workflow folder; a bare command name (``python``, e.g. inside
     the rule's conda environment under ``--sdm conda``) is looked up on PATH when the job runs.
     """
-    value = str(config["extract"].get("sonar_python") or DEFAULT_SONAR_PYTHON)
+    value = str(config["extract"]["sonar_python"])
     if "/" not in value:
         return value
     path = Path(value).expanduser()
