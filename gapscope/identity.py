@@ -19,6 +19,11 @@ POOLING = "masked_mean"
 """How a tap's positions become one vector per sentence (the only pooling gapscope has)."""
 
 
+SPEC_KEYS = ("name", "adapter", "checkpoint", "revision", "init", "dtype", "trust_remote_code",
+             "seed", "options")  # fmt: skip
+"""The params a model loader needs (:class:`gapscope.models.ModelSpec`'s fields)."""
+
+
 @dataclass(frozen=True)
 class RunIdentity:
     """Every setting that can change a model's activations.
@@ -68,17 +73,8 @@ class RunIdentity:
 
     def spec_fields(self) -> dict[str, Any]:
         """Keyword arguments of :class:`gapscope.models.ModelSpec` (what a loader needs)."""
-        return {
-            "name": self.model,
-            "adapter": self.adapter,
-            "checkpoint": self.checkpoint,
-            "revision": self.revision,
-            "init": self.init,
-            "dtype": self.dtype,
-            "trust_remote_code": self.trust_remote_code,
-            "seed": self.seed,
-            "options": dict(self.options),
-        }
+        params = self.params()
+        return {key: params[key] for key in SPEC_KEYS}
 
     def view_attrs(self, language: str, modality: str, taps: list[str], device: str) -> dict:
         """The attributes of one view's store (this order is the stores' since format 1)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
@@ -111,7 +112,7 @@ def test_model_params_ignore_unrelated_settings(config):
 def test_run_identity_is_one_definition(config, repo_root):
     """The rule's params, the loader's spec and the store's attributes come from one identity;
     the schema's defaults fill what the config leaves out; dtype null is the family's."""
-    from gapscope.identity import STORED_FIELDS, RunIdentity
+    from gapscope.identity import SPEC_KEYS, STORED_FIELDS, RunIdentity
     from gapscope.models import FAMILIES, ModelSpec
 
     config["models"]["m"] = {"adapter": "salmonn", "checkpoint": "x"}
@@ -121,6 +122,7 @@ def test_run_identity_is_one_definition(config, repo_root):
     assert (identity.init, identity.seed, identity.revision) == ("pretrained", 0, None)
     assert RunIdentity.from_params(identity.params()) == identity
     spec = ModelSpec(**identity.spec_fields())
+    assert SPEC_KEYS == tuple(f.name for f in dataclasses.fields(ModelSpec))  # cannot drift
     assert (spec.name, spec.dtype, spec.init) == ("m", "float16", "pretrained")
     assert ModelSpec(name="m", adapter="salmonn", checkpoint="x") == spec  # same defaults
     attrs = identity.view_attrs("eng_Latn", "text", ["layer00"], "cpu")
