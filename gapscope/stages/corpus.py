@@ -38,12 +38,9 @@ def manifest_params(corpus: Mapping) -> dict:
 def manifest_arguments(params: Mapping, sentence_ids_path: str | None) -> dict:
     """Keyword arguments of :func:`gapscope.corpus.prepare_manifest` from the manifest rule's
     params (:func:`manifest_params`) and its sentence-id file input (None when not set)."""
-    keys = ("text_field", "recording", "max_sentences", "on_bad_input", "max_clipped_fraction")
-    return {
-        **{key: params[key] for key in keys},
-        "max_seconds": params["max_seconds"],
-        "sentence_ids_path": sentence_ids_path,
-    }
+    keys = ("text_field", "recording", "max_sentences", "on_bad_input", "max_clipped_fraction",
+            "max_seconds")  # fmt: skip
+    return {**{key: params[key] for key in keys}, "sentence_ids_path": sentence_ids_path}
 
 
 def dataset_spec(section: Mapping) -> hf_dataset.DatasetSpec:

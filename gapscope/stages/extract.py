@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from gapscope.errors import ConfigError
 from gapscope.identity import POOLING, RunIdentity
+from gapscope.models import LOADERS, ModelSpec, family, load_adapter
 from gapscope.models.demo import DEMO_MODELS
 
 if TYPE_CHECKING:
@@ -23,16 +24,14 @@ DEMO_MODEL_ROOT = "resources/models"
 
 def check_model(name: str, model: Mapping, codes: Sequence[str], modalities: Sequence[str]) -> None:
     """The adapter has a loader and supports every configured language and modality."""
-    from gapscope.models import FAMILIES, LOADERS
-
     if model["adapter"] not in LOADERS:
         raise ConfigError(
             f"models.{name}.adapter: {model['adapter']!r} has no loader yet "
             f"(available: {', '.join(sorted(LOADERS))})"
         )
-    family = FAMILIES[model["adapter"]]
+    facts = family(model["adapter"])
     for modality in modalities:
-        unsupported = [code for code in codes if not family.supports(code, modality)]
+        unsupported = [code for code in codes if not facts.supports(code, modality)]
         if unsupported:
             raise ConfigError(
                 f"models.{name}: {model['adapter']} has no {modality} support for "
@@ -50,8 +49,6 @@ def is_demo_checkpoint(checkpoint: str) -> bool:
 def run_identity(config: Mapping, model: str) -> RunIdentity:
     """What identifies one configured model's run, from the validated config (whose defaults
     are the schema's): ``dtype: null`` becomes the family's official inference precision."""
-    from gapscope.models import family
-
     spec = config["models"][model]
     return RunIdentity(
         model=model,
@@ -139,7 +136,6 @@ def run_view(
     import torch
 
     from gapscope.extract import extract_view
-    from gapscope.models import ModelSpec, load_adapter
     from gapscope.models.base import default_device, single_threaded_blas
     from gapscope.store import ViewWriter, publish, staging_path
 
