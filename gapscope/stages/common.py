@@ -1,5 +1,6 @@
-"""Glue of rules/common.smk: the config error, the checks run before any job, the pairs to
-compare, the rule log. Pure functions of the config, unit-tested without Snakemake."""
+"""Glue of rules/common.smk: the checks run before any job (raising :class:`ConfigError`,
+re-exported from :mod:`gapscope.errors`), the pairs to compare, the rule log. Pure
+functions of the config, unit-tested without Snakemake."""
 
 from __future__ import annotations
 
