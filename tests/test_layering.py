@@ -82,11 +82,14 @@ def pure_modules() -> list[Path]:
     )
 
 
-def offending(path: Path, prefixes: tuple[str, ...]) -> list[str]:
-    imports = runtime_imports(
-        path.read_text(encoding="utf-8"), module_name(path), path.name == "__init__.py"
-    )
+def within(imports: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    """The imported modules that are one of ``prefixes`` or inside one, sorted."""
     return sorted(m for m in imports if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def offending(path: Path, prefixes: tuple[str, ...]) -> list[str]:
+    source = path.read_text(encoding="utf-8")
+    return within(runtime_imports(source, module_name(path), path.name == "__init__.py"), prefixes)
 
 
 @pytest.mark.parametrize("path", pure_modules(), ids=lambda p: module_name(p))
@@ -111,8 +114,7 @@ def test_the_scan_sees_what_it_must():
         "    return importlib.import_module('gapscope.stages.extract')\n"
     )
     found = runtime_imports(source, "gapscope.models.probe")
-    prefixes = STAGE_LAYER + STORAGE
-    assert sorted(m for m in found if any(m == p or m.startswith(p + ".") for p in prefixes)) == [
+    assert within(found, STAGE_LAYER + STORAGE) == [
         "gapscope.stages", "gapscope.stages.common", "gapscope.stages.extract",
         "gapscope.store", "gapscope.store.open_view", "snakemake", "zarr",
     ]  # fmt: skip
