@@ -948,20 +948,16 @@ def _retrieval_scores(
     cos = _cosines(va.unit, vb.unit)
     out = {}
     for metric in metrics:
-        margin = metric == "retrieval"
+        k = min(MARGIN_NEIGHBOURS, va.n) if metric == "retrieval" else 0
         score = cos
-        if margin:
-            k = min(MARGIN_NEIGHBOURS, va.n)
+        if k:
             ra = _like(_topk_mean(cos, k, 1), cos)
             rb = _like(_topk_mean(cos, k, 0), cos)
             score = cos / ((ra[:, None] + rb[None, :]) / 2)
         rows, cols = to_numpy(score.argmax(1)), to_numpy(score.argmax(0))
         null = [_accuracy(rows, cols, p) for p in (() if perms is None else perms)]
         mean, std = _summarise_null(null)
-        k_used = min(MARGIN_NEIGHBOURS, va.n) if margin else 0
-        out[metric] = PairScores(
-            _accuracy(rows, cols, None), mean, std, math.nan, va.n, k_used, k_used
-        )
+        out[metric] = PairScores(_accuracy(rows, cols, None), mean, std, math.nan, va.n, k, k)
     return out
 
 
