@@ -28,14 +28,11 @@ import numpy as np
 import zarr
 
 from gapscope import __version__
+from gapscope.errors import StoreError
 from gapscope.identity import REQUIRED_FIELDS, VIEW_FIELDS
 
 STORE_FORMAT = 1
 REQUIRED_ATTRS = (*REQUIRED_FIELDS, *VIEW_FIELDS)
-
-
-class StoreError(ValueError):
-    """A store is missing, incomplete, foreign or inconsistent; the message names it."""
 
 
 class ViewWriter:

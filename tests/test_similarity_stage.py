@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,6 +98,25 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     for column in ("score", "null_mean", "null_std"):
         np.testing.assert_allclose(from_disk[column], expected[column], rtol=0, atol=1e-12)
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
+
+
+def test_a_pair_from_prepared_views_never_imports_zarr(tmp_path, stores):
+    """A pair job reads its two prepared views only: importing Zarr would cost it about a
+    sixth of its CPU time (the stores are read again only to realign ids or to bootstrap)."""
+    options = Options.from_config(CONFIG)
+    files = []
+    for lang, path in stores.items():
+        files.append(tmp_path / f"{lang}.npz")
+        save_prepared(prepare_store(path, options), files[-1])
+    code = (
+        "import sys, json; from gapscope.stages.similarity import *; "
+        f"options = Options.from_config(json.loads({json.dumps(CONFIG)!r})); "
+        f"views = [load_prepared(f, options) for f in {[str(f) for f in files]!r}]; "
+        "rows = compare_prepared(*views, model='m', adapter='seamless_m4t_v2', options=options); "
+        "print(len(rows['score']), 'zarr' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == [str(3 * len(TAPS)), "False"], result.stderr
 
 
 def test_views_holding_other_ids_are_prepared_again_on_the_shared_ones(tmp_path, stores):

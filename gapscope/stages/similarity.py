@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gapscope import similarity as sim
-from gapscope.errors import ConfigError
+from gapscope.errors import ConfigError, StoreError
 from gapscope.identity import REQUIRED_FIELDS, STORED_FIELDS
 
 __all__ = [
@@ -373,8 +373,6 @@ def align_ids(
 
 
 def _check_same_run(a: PreparedStore, b: PreparedStore, model: str, where: tuple) -> None:
-    from gapscope.store import StoreError
-
     for key in STORED_FIELDS:
         if key not in REQUIRED_FIELDS and (key not in a.attrs or key not in b.attrs):
             continue  # a field stores gained later: compared where both stores record it
