@@ -314,6 +314,16 @@ def _resolve_dtype(dtype: Any, device: Any) -> Any:
     return torch.float64 if name == "float64" else torch.float32
 
 
+def _draw_dtype(dtype: Any, device: Any) -> Any:
+    """Dtype of the null draws: float32 on every device unless ``dtype`` asks otherwise.
+
+    A draw's rounding in single precision (below 1e-6 on SVCCA and PWCCA) is far below the
+    Monte-Carlo error of a null of a few dozen draws (its std / sqrt(draws), about 5e-4 at
+    paper shape), and on the CPU single-precision LAPACK takes two thirds of the time.
+    """
+    return _resolve_dtype("float32" if dtype is None else dtype, device)
+
+
 def _cast(x: Array, dtype: Any) -> Array:
     return x.astype(dtype, copy=False) if _is_numpy(x) else x.to(dtype)
 
@@ -438,10 +448,9 @@ def _gram(xc: Array) -> Array:
         return xc @ _mT(xc)
     from scipy.linalg import blas
 
-    g = blas.dsyrk(1.0, xc.T, trans=1, lower=1)  # lower triangle, Fortran order
-    low = np.tril_indices(g.shape[0], -1)
-    g[low[1], low[0]] = g[low]
-    return g
+    low = np.tril(blas.dsyrk(1.0, xc.T, trans=1, lower=1))  # the lower triangle, Fortran order
+    low += np.tril(low, -1).T  # the upper triangle mirrored from it, exactly
+    return low
 
 
 def _top_eigh_lapack(
@@ -706,8 +715,50 @@ def _pw_side_weights(vecs: Array, s: Array) -> Array:
     Reduced data Z = U S, google's variates P = U Q with Q from QR(S vecs):
     ``|PᵀZ|_ij = |Q_ji| s_j``.
     """
-    q, _ = _xp(vecs).linalg.qr(s[..., :, None] * vecs)
+    a = s[..., :, None] * vecs
+    if _is_numpy(a) and a.dtype == np.float32:
+        q = _q_single(a)
+    else:
+        q, _ = _xp(vecs).linalg.qr(a)
     return (abs(q) * s[..., :, None]).sum(-2)
+
+
+# numpy's batched float32 eigh and qr take as long as float64 here; scipy's single-precision
+# LAPACK, one matrix at a time, takes 0.67x (eigh) and 0.65x (qr) at k = 145
+
+
+def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ascending eigenvalues (and eigenvectors) of a float32 batch of symmetric matrices,
+    through LAPACK ``ssyevd`` one matrix at a time."""
+    from scipy.linalg import lapack
+
+    lam = np.empty(small.shape[:-1], dtype=np.float32)
+    vecs = np.empty_like(small) if vectors else None
+    for i, matrix in enumerate(small):
+        *got, info = lapack.ssyevd(matrix, compute_v=int(vectors), lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"ssyevd failed (info={info})")
+        lam[i] = got[0]
+        if vecs is not None:
+            vecs[i] = got[1]
+    return lam, vecs
+
+
+def _q_single(a: np.ndarray) -> np.ndarray:
+    """The Q factor of the QR decomposition of each square float32 matrix of a batch,
+    through LAPACK ``sgeqrf`` and ``sorgqr``."""
+    from scipy.linalg import lapack
+
+    k = a.shape[-1]
+    lwork = max(1, int(lapack.sgeqrf_lwork(k, k)[0]), 64 * k)
+    q = np.empty_like(a)
+    for i, matrix in enumerate(a):
+        packed, tau, _, info = lapack.sgeqrf(matrix, lwork=lwork)
+        if info == 0:
+            q[i], _, info = lapack.sorgqr(packed, tau, lwork=lwork)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"sgeqrf/sorgqr failed (info={info})")
+    return q
 
 
 def _cca_from_svd(
@@ -729,17 +780,22 @@ def _cca_draws(metrics: Sequence[str], m: Array, s_a: Array, s_b: Array) -> dict
 
     A draw computes only what the metrics need, from the eigen-decomposition of the smaller
     of ``m mᵀ`` and ``mᵀ m``: its eigenvalues are the squared canonical correlations, and
-    its eigenvectors (PWCCA only) are the narrower side's singular vectors. Equal to the SVD
-    route to about 1e-9 (rho = sqrt of an eigenvalue loses relative precision only for
-    correlations near 1e-8).
+    its eigenvectors (PWCCA only) are the narrower side's singular vectors. In float64 equal
+    to the SVD route to about 1e-9 (rho = sqrt of an eigenvalue loses relative precision only
+    for correlations near 1e-8); in float32 (the default) to about 1e-6.
     """
     xp = _xp(m)
     x_side = m.shape[-2] <= m.shape[-1]
     small = m @ _mT(m) if x_side else _mT(m) @ m
-    if "pwcca" not in metrics:
+    vectors = "pwcca" in metrics
+    if _is_numpy(small) and small.dtype == np.float32:
+        lam, vecs = _eigh_single(small, vectors)
+    elif vectors:
+        lam, vecs = xp.linalg.eigh(small)
+    else:
         lam = xp.linalg.eigvalsh(small)
+    if not vectors:
         return {"svcca": _clip1(xp.sqrt(xp.clip(lam, 0.0, None))).mean(-1)}
-    lam, vecs = xp.linalg.eigh(small)
     lam, vecs = xp.flip(lam, (-1,)), xp.flip(vecs, (-1,))
     rho = _clip1(xp.sqrt(xp.clip(lam, 0.0, None)))
     out = {"svcca": rho.mean(-1)} if "svcca" in metrics else {}
@@ -803,6 +859,12 @@ def _gram_view(g: Array, debiased: bool) -> _GramView:
     total = float(rows.sum())
     h = _hsic_u(float((g * g).sum()), total, total, float(rows @ rows), n)
     return _GramView(g, math.sqrt(h) if h > 0 else math.nan, rows, total)
+
+
+def _gram_cast(g: _GramView, dtype: Any) -> _GramView:
+    """The same Gram view with its arrays in ``dtype`` (the null draws' precision)."""
+    rows = None if g.rows is None else _cast(g.rows, dtype)
+    return _GramView(_cast(g.k, dtype), g.norm, rows, g.total)
 
 
 def _gram_scores(ga: _GramView, gb: _GramView, perms: Array | None, debiased: bool) -> list:
@@ -869,8 +931,9 @@ def compare_views(
     permutations of b (from :func:`pair_permutations`) or None for no null. Returns, per item,
     metric -> :class:`PairScores`. SVCCA and PWCCA share one SVD per pair and one
     eigen-decomposition per null draw; the draws of all items are batched by shape. ``dtype``:
-    of the pair products (default float64 on the CPU, float32 on a GPU); decompositions stay
-    as prepared.
+    of the pair products (default float64 on the CPU, float32 on a GPU) and of the null draws
+    (default float32 on every device, see :func:`_draw_dtype`); decompositions stay as
+    prepared.
     """
     chosen = _check_metrics(metrics)
     cca = [m for m in chosen if m in CCA_METRICS]
@@ -878,13 +941,13 @@ def compare_views(
     if not items:
         return out
     device = "cpu" if _is_numpy(_any_array(items[0][0])) else _any_array(items[0][0]).device
-    dt = _resolve_dtype(dtype, device)
+    dt, draw_dt = _resolve_dtype(dtype, device), _draw_dtype(dtype, device)
     for va, vb, perms in items:
         _check_rows("a", "b", va.n, vb.n)
         if perms is not None and perms.shape[1:] != (va.n,):
             raise ValueError(f"permutations of shape {perms.shape} for {va.n} sentences")
     if cca:
-        _compare_cca(items, cca, heldout, dt, out)
+        _compare_cca(items, cca, heldout, (dt, draw_dt), out)
     for metric in (m for m in chosen if m in GRAM_METRICS):
         debiased = metric == "cka_debiased"
         for i, (va, vb, perms) in enumerate(items):
@@ -893,7 +956,11 @@ def compare_views(
             ga, gb = _gram_view(va.gram, debiased), _gram_view(vb.gram, debiased)
             score = _gram_scores(ga, gb, None, debiased)[0]
             p = None if perms is None else _index(gb.k, perms)
-            null = _gram_scores(ga, gb, p, debiased) if p is not None and len(p) else []
+            null = (
+                _gram_scores(_gram_cast(ga, draw_dt), _gram_cast(gb, draw_dt), p, debiased)
+                if p is not None and len(p)
+                else []
+            )
             mean, std = _summarise_null(null)
             out[i][metric] = PairScores(score, mean, std, math.nan, va.n, va.dim, vb.dim)
     retrieval = [m for m in chosen if m in RETRIEVAL_METRICS]
@@ -985,10 +1052,13 @@ def _compare_cca(
     items: Sequence[tuple[PreparedView, PreparedView, np.ndarray | None]],
     metrics: list[str],
     heldout: bool,
-    dt: Any,
+    dtypes: tuple[Any, Any],
     out: list[dict[str, PairScores]],
 ) -> None:
-    """SVCCA/PWCCA of every item: scores by SVD, nulls by batched draws, held-out folds."""
+    """SVCCA/PWCCA of every item: scores by SVD, nulls by batched draws, held-out folds.
+
+    ``dtypes``: of the scores' products and of the null draws."""
+    dt, draw_dt = dtypes
     scores: dict[str, np.ndarray] = {m: np.full(len(items), np.nan) for m in metrics}
     draws: dict[int, dict[str, list[np.ndarray]]] = {}
     buckets: dict[tuple[int, int], list[tuple[int, Array, Array, Array]]] = {}
@@ -1018,8 +1088,10 @@ def _compare_cca(
         shape = (ba.shape[1], bb.shape[1])
         step = _batch_len(bb.shape[0], *shape)
         idx = _index(bb, perms)
+        da, db = _cast(ba, draw_dt), _cast(bb, draw_dt)
+        sa, sb = _cast(sa, draw_dt), _cast(sb, draw_dt)
         for start in range(0, len(perms), step):
-            m = _mT(ba) @ bb[idx[start : start + step]]
+            m = _mT(da) @ db[idx[start : start + step]]
             reps = m.shape[0]
             sa_b = _expand(sa, reps)
             sb_b = _expand(sb, reps)
@@ -1306,7 +1378,8 @@ def pairwise(
 
     ``device``: None or ``"auto"`` means CUDA when a GPU is visible, else the CPU (numpy).
     Decompositions (and the choice of k) are float64; pair products and singular values use
-    ``dtype`` (default float64 on CPU, float32 on CUDA).
+    ``dtype`` (default float64 on CPU, float32 on CUDA), null draws ``dtype`` or, by
+    default, float32.
 
     Returns one row per pair and metric with columns :data:`COLUMNS`; ``k_a``/``k_b`` are the
     kept dimensions for svcca/pwcca and the view widths (dim) for the CKA metrics.
@@ -1333,7 +1406,7 @@ def pairwise(
                 raise ValueError(f"pair {tuple(pair)!r} names unknown view {nm!r}")
         pair_list.append((pair[0], pair[1]))
     dev = resolve_device(device)
-    dt = _resolve_dtype(dtype, dev)
+    _resolve_dtype(dtype, dev)  # a bad dtype fails before any work
     names = list(dict.fromkeys(nm for pair in pair_list for nm in pair))
     data = {nm: _as_array(views[nm], nm) for nm in names}
     cca = any(m in CCA_METRICS for m in chosen)
@@ -1372,8 +1445,8 @@ def pairwise(
         for a, b in pair_list
     ]
     del prepared
-    results = compare_views(items, chosen, heldout=heldout, dtype=dt)
-    boot = _bootstrap(pair_list, data, bootstrap, seed, opts, dt) if bootstrap else {}
+    results = compare_views(items, chosen, heldout=heldout, dtype=dtype)
+    boot = _bootstrap(pair_list, data, bootstrap, seed, opts, dtype) if bootstrap else {}
     lo, hi = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
     frames = []
     for metric in chosen:
@@ -1410,7 +1483,7 @@ def _bootstrap(
     count: int,
     seed: int,
     opts: Mapping[str, Any],
-    dt: Any,
+    dtype: Any,
 ) -> dict[str, np.ndarray]:
     """metric -> (pairs, count) resampled scores; each view is redone once per resample."""
     chosen = [m for m in opts["metrics"] if m not in POINTWISE_METRICS]
@@ -1433,7 +1506,7 @@ def _bootstrap(
                     continue
             good = [i for i in rows if pair_list[i][0] in ok and pair_list[i][1] in ok]
             items = [(ok[pair_list[i][0]], ok[pair_list[i][1]], None) for i in good]
-            for i, scores in zip(good, compare_views(items, chosen, dtype=dt), strict=True):
+            for i, scores in zip(good, compare_views(items, chosen, dtype=dtype), strict=True):
                 for metric, value in scores.items():
                     boot[metric][i, r] = value.score
     return boot

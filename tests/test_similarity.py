@@ -417,20 +417,46 @@ def test_reproducible_and_independent_of_other_pairs():
 
 def test_nulls_equal_the_permuted_pairs_scored_from_scratch():
     """Known answer for the shared draws: each null draw equals SVCCA/PWCCA/CKA of x against
-    y with its rows permuted, reduced again from scratch by the single-pair functions."""
+    y with its rows permuted, reduced again from scratch by the single-pair functions; to
+    1e-9 with float64 draws, to 1e-6 with the default single-precision ones (SVCCA/PWCCA)."""
     rng = rng_for(30)
     x, y, _ = planted(rng, 90, sigmas=(0.3, 0.5, 0.8), extra=25)
     y = y @ rng.standard_normal((28, 120))  # wider than it has sentences: the Gram path
     perms = pair_permutations(4, "x", "y", 90, 6)
-    table = pairwise(
-        {"x": x, "y": y}, [("x", "y")], metric=["svcca", "pwcca", "cka"],
-        null_permutations=6, seed=4,
-    )  # fmt: skip
-    for metric, fn in (("svcca", svcca), ("pwcca", pwcca), ("cka", linear_cka)):
-        draws = [fn(x, y[p]) for p in perms]
-        row = table[table["metric"] == metric].iloc[0]
-        assert row.null_mean == pytest.approx(np.mean(draws), abs=1e-9)
-        assert row.null_std == pytest.approx(np.std(draws, ddof=1), abs=1e-9)
+    for dtype, tol in ((None, 1e-6), ("float64", 1e-9)):
+        table = pairwise(
+            {"x": x, "y": y}, [("x", "y")], metric=["svcca", "pwcca", "cka"],
+            null_permutations=6, seed=4, dtype=dtype,
+        )  # fmt: skip
+        for metric, fn in (("svcca", svcca), ("pwcca", pwcca), ("cka", linear_cka)):
+            draws = [fn(x, y[p]) for p in perms]
+            row = table[table["metric"] == metric].iloc[0]
+            assert row.null_mean == pytest.approx(np.mean(draws), abs=tol), (dtype, metric)
+            assert row.null_std == pytest.approx(np.std(draws, ddof=1), abs=tol), (dtype, metric)
+
+
+@pytest.mark.parametrize(
+    "metrics", [["svcca"], ["pwcca"], ["svcca", "pwcca", "cka", "cka_debiased"]]
+)
+def test_single_precision_draws_equal_double_precision(metrics):
+    """The default null draws (float32; for SVCCA/PWCCA through LAPACK, one matrix at a time)
+    equal float64 draws to 1e-6, with x or y the narrower side, with and without PWCCA's
+    eigenvectors; the scores themselves stay float64 and do not move at all."""
+    rng = rng_for(31)
+    views = {
+        name: rng.standard_normal((80, r)) @ rng.standard_normal((r, 40))
+        + 0.05 * rng.standard_normal((80, 40))
+        for name, r in (("x", 9), ("y", 15))
+    }
+    opts = {"metric": metrics, "null_permutations": 8, "seed": 1}
+    single = pairwise(views, [("x", "y"), ("y", "x")], **opts)
+    double = pairwise(views, [("x", "y"), ("y", "x")], dtype="float64", **opts)
+    cca = single["metric"].isin(["svcca", "pwcca"])
+    assert (single["k_a"] != single["k_b"])[cca].all()
+    assert single["score"].tolist() == double["score"].tolist()
+    for column in ("null_mean", "null_std"):
+        np.testing.assert_allclose(single[column], double[column], rtol=0, atol=1e-6)
+    assert (single["null_mean"] != double["null_mean"]).any()  # two routes were taken
 
 
 def ref_heldout(
