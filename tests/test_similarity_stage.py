@@ -100,9 +100,10 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
 
 
-def test_a_pair_from_prepared_views_never_imports_zarr(tmp_path, stores):
+def test_a_pair_from_prepared_views_imports_no_store_frame_or_torch(tmp_path, stores):
     """A pair job reads its two prepared views only: importing Zarr would cost it about a
-    sixth of its CPU time (the stores are read again only to realign ids or to bootstrap)."""
+    sixth of its CPU time (the stores are read again only to realign ids or to bootstrap),
+    pandas, pyarrow or torch as much again."""
     options = Options.from_config(CONFIG)
     files = []
     for lang, path in stores.items():
@@ -113,10 +114,11 @@ def test_a_pair_from_prepared_views_never_imports_zarr(tmp_path, stores):
         f"options = Options.from_config(json.loads({json.dumps(CONFIG)!r})); "
         f"views = [load_prepared(f, options) for f in {[str(f) for f in files]!r}]; "
         "rows = compare_prepared(*views, model='m', adapter='seamless_m4t_v2', options=options); "
-        "print(len(rows['score']), 'zarr' in sys.modules)"
+        "print(len(rows['score']), *(m in sys.modules for m in "
+        "('zarr', 'pandas', 'pyarrow', 'torch')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.split() == [str(3 * len(TAPS)), "False"], result.stderr
+    assert result.stdout.split() == [str(3 * len(TAPS)), *["False"] * 4], result.stderr
 
 
 def test_views_holding_other_ids_are_prepared_again_on_the_shared_ones(tmp_path, stores):
