@@ -59,7 +59,7 @@ import math
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -437,6 +437,43 @@ def _finish(
     return Reduction(u[:, :keep], s[:keep], _like(w, u), rank)
 
 
+@cache
+def _scipy_wrappers(name: str) -> Any:
+    """scipy's f2py wrappers of BLAS (``"_fblas"``) or LAPACK (``"_flapack"``).
+
+    Importing ``scipy.linalg`` costs 0.2 CPU-s (its array-API layer imports numpy's optional
+    submodules: f2py, testing, ma), a sixth of a similarity job at paper shape. So unless
+    the package is imported already, the extension module is loaded from its own file and
+    registered under its own name; a later ``import scipy.linalg`` reuses it. These are the
+    very functions ``scipy.linalg.blas`` and ``.lapack`` export. Any other layout falls back
+    to importing the package.
+    """
+    import importlib.machinery
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    full = f"scipy.linalg.{name}"
+    if full in sys.modules or "scipy.linalg" in sys.modules:
+        return importlib.import_module(full)
+    try:
+        import scipy
+
+        folder = Path(scipy.__file__).parent / "linalg"
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            if (folder / f"{name}{suffix}").is_file():
+                path = str(folder / f"{name}{suffix}")
+                loader = importlib.machinery.ExtensionFileLoader(full, path)
+                spec = importlib.util.spec_from_file_location(full, path, loader=loader)
+                module = importlib.util.module_from_spec(spec)
+                loader.exec_module(module)
+                sys.modules[full] = module
+                return module
+    except ImportError:
+        pass
+    return importlib.import_module(full)
+
+
 def _gram(xc: Array) -> Array:
     """The full symmetric Gram matrix ``xc xcᵀ``.
 
@@ -446,9 +483,8 @@ def _gram(xc: Array) -> Array:
     """
     if not _is_numpy(xc):
         return xc @ _mT(xc)
-    from scipy.linalg import blas
-
-    low = np.tril(blas.dsyrk(1.0, xc.T, trans=1, lower=1))  # the lower triangle, Fortran order
+    dsyrk = _scipy_wrappers("_fblas").dsyrk
+    low = np.tril(dsyrk(1.0, xc.T, trans=1, lower=1))  # the lower triangle, Fortran order
     low += np.tril(low, -1).T  # the upper triangle mirrored from it, exactly
     return low
 
@@ -464,8 +500,7 @@ def _top_eigh_lapack(
     ``stemr`` needs for the top 40%), then the kept vectors back through the reflectors
     (``dormqr``).
     """
-    from scipy.linalg import lapack
-
+    lapack = _scipy_wrappers("_flapack")
     n = g.shape[0]
     c, d, e, tau, info = lapack.dsytrd(
         np.asfortranarray(g), lower=1, lwork=int(lapack.dsytrd_lwork(n, lower=1)[0])
@@ -730,8 +765,7 @@ def _pw_side_weights(vecs: Array, s: Array) -> Array:
 def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Ascending eigenvalues (and eigenvectors) of a float32 batch of symmetric matrices,
     through LAPACK ``ssyevd`` one matrix at a time."""
-    from scipy.linalg import lapack
-
+    lapack = _scipy_wrappers("_flapack")
     lam = np.empty(small.shape[:-1], dtype=np.float32)
     vecs = np.empty_like(small) if vectors else None
     for i, matrix in enumerate(small):
@@ -747,8 +781,7 @@ def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarr
 def _q_single(a: np.ndarray) -> np.ndarray:
     """The Q factor of the QR decomposition of each square float32 matrix of a batch,
     through LAPACK ``sgeqrf`` and ``sorgqr``."""
-    from scipy.linalg import lapack
-
+    lapack = _scipy_wrappers("_flapack")
     k = a.shape[-1]
     lwork = max(1, int(lapack.sgeqrf_lwork(k, k)[0]), 64 * k)
     q = np.empty_like(a)

@@ -599,6 +599,30 @@ def test_math_module_knows_no_store_model_or_workflow():
     assert loaded.stdout.strip() == "[]", loaded.stdout + loaded.stderr
 
 
+@pytest.mark.parametrize("scipy_found", [True, False])
+def test_lapack_wrappers_are_scipys_own_without_importing_scipy_linalg(scipy_found):
+    """The BLAS/LAPACK wrappers the CPU path calls are the very functions scipy.linalg
+    exports, loaded without the package when their files are where scipy keeps them, and
+    from the package import when they are not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scipy\n"
+        + ("" if scipy_found else "scipy.__file__ = '/nowhere/scipy/__init__.py'\n")
+        + "from gapscope.similarity import _scipy_wrappers\n"
+        "lapack, blas = _scipy_wrappers('_flapack'), _scipy_wrappers('_fblas')\n"
+        "alone = 'scipy.linalg' in sys.modules\n"
+        "import scipy.linalg.blas as b, scipy.linalg.lapack as la\n"
+        "names = ('dsytrd', 'dsytrd_lwork', 'dstevd', 'dormqr', 'ssyevd', 'sgeqrf', "
+        "'sgeqrf_lwork', 'sorgqr')\n"
+        "print(alone, all(getattr(lapack, n) is getattr(la, n) for n in names), "
+        "blas.dsyrk is b.dsyrk)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == [str(not scipy_found), "True", "True"], result.stderr
+
+
 # --------------------------------------------------------------------------- bad input
 
 
