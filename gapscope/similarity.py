@@ -50,7 +50,8 @@ view (centring, the reduction, the held-out folds, the Gram matrix) once, and
 :func:`compare_views` scores a pair of prepared views at every requested metric, sharing one
 set of null draws between SVCCA and PWCCA and batching the draws of many tap pairs.
 :func:`pairwise` is both, for in-memory views. Arrays are numpy (CPU, float64) or torch
-tensors (a GPU); the same code serves both.
+tensors (a GPU); the same code serves both. Null draws run in single precision by default
+(:func:`_draw_dtype`): their rounding is far below the null's own sampling error.
 """
 
 from __future__ import annotations
@@ -758,8 +759,9 @@ def _pw_side_weights(vecs: Array, s: Array) -> Array:
     return (abs(q) * s[..., :, None]).sum(-2)
 
 
-# numpy's batched float32 eigh and qr take as long as float64 here; scipy's single-precision
-# LAPACK, one matrix at a time, takes 0.67x (eigh) and 0.65x (qr) at k = 145
+# numpy computes float32 linear algebra in float64 (its eigh and qr take as long for either);
+# scipy's single-precision LAPACK, one matrix at a time, takes 0.67x (eigh) and 0.6x (qr) of
+# numpy's time at k = 145
 
 
 def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
