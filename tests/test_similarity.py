@@ -418,7 +418,7 @@ def test_reproducible_and_independent_of_other_pairs():
 def test_nulls_equal_the_permuted_pairs_scored_from_scratch():
     """Known answer for the shared draws: each null draw equals SVCCA/PWCCA/CKA of x against
     y with its rows permuted, reduced again from scratch by the single-pair functions; to
-    1e-9 with float64 draws, to 1e-6 with the default single-precision ones (SVCCA/PWCCA)."""
+    1e-9 with float64 draws, to 1e-6 with the default single-precision ones."""
     rng = rng_for(30)
     x, y, _ = planted(rng, 90, sigmas=(0.3, 0.5, 0.8), extra=25)
     y = y @ rng.standard_normal((28, 120))  # wider than it has sentences: the Gram path
