@@ -318,9 +318,10 @@ def _resolve_dtype(dtype: Any, device: Any) -> Any:
 def _draw_dtype(dtype: Any, device: Any) -> Any:
     """Dtype of the null draws: float32 on every device unless ``dtype`` asks otherwise.
 
-    A draw's rounding in single precision (below 1e-6 on SVCCA and PWCCA) is far below the
+    A draw's rounding in single precision (about 1e-6 on SVCCA and PWCCA) is far below the
     Monte-Carlo error of a null of a few dozen draws (its std / sqrt(draws), about 5e-4 at
-    paper shape), and on the CPU single-precision LAPACK takes two thirds of the time.
+    paper shape), and on the CPU single-precision LAPACK takes two thirds of the time. The
+    one exception, PWCCA of bases that must share directions, is :func:`_pair_dtypes`.
     """
     return _resolve_dtype("float32" if dtype is None else dtype, device)
 
@@ -445,9 +446,10 @@ def _scipy_wrappers(name: str) -> Any:
     Importing ``scipy.linalg`` costs 0.2 CPU-s (its array-API layer imports numpy's optional
     submodules: f2py, testing, ma), a sixth of a similarity job at paper shape. So unless
     the package is imported already, the extension module is loaded from its own file and
-    registered under its own name; a later ``import scipy.linalg`` reuses it. These are the
-    very functions ``scipy.linalg.blas`` and ``.lapack`` export. Any other layout falls back
-    to importing the package.
+    registered under its own name; a later ``import scipy.linalg`` reuses it (from
+    ``sys.modules``: the package gains no ``_flapack`` attribute, and none of scipy's code
+    needs one). These are the very functions ``scipy.linalg.blas`` and ``.lapack`` export.
+    Any other layout falls back to importing the package.
     """
     import importlib.machinery
     import importlib.util
@@ -765,35 +767,37 @@ def _pw_side_weights(vecs: Array, s: Array) -> Array:
 
 
 def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Ascending eigenvalues (and eigenvectors) of a float32 batch of symmetric matrices,
-    through LAPACK ``ssyevd`` one matrix at a time."""
+    """Ascending eigenvalues (and eigenvectors) of float32 symmetric matrices (one, or a
+    batch of them), through LAPACK ``ssyevd`` one matrix at a time."""
     lapack = _scipy_wrappers("_flapack")
-    lam = np.empty(small.shape[:-1], dtype=np.float32)
-    vecs = np.empty_like(small) if vectors else None
-    for i, matrix in enumerate(small):
+    flat = small.reshape(-1, *small.shape[-2:])
+    lam = np.empty(flat.shape[:-1], dtype=np.float32)
+    vecs = np.empty_like(flat) if vectors else None
+    for i, matrix in enumerate(flat):
         *got, info = lapack.ssyevd(matrix, compute_v=int(vectors), lower=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"ssyevd failed (info={info})")
         lam[i] = got[0]
         if vecs is not None:
             vecs[i] = got[1]
-    return lam, vecs
+    return lam.reshape(small.shape[:-1]), None if vecs is None else vecs.reshape(small.shape)
 
 
 def _q_single(a: np.ndarray) -> np.ndarray:
-    """The Q factor of the QR decomposition of each square float32 matrix of a batch,
-    through LAPACK ``sgeqrf`` and ``sorgqr``."""
+    """The Q factor of the QR decomposition of square float32 matrices (one, or a batch of
+    them), through LAPACK ``sgeqrf`` and ``sorgqr``."""
     lapack = _scipy_wrappers("_flapack")
     k = a.shape[-1]
     lwork = max(1, int(lapack.sgeqrf_lwork(k, k)[0]), 64 * k)
-    q = np.empty_like(a)
-    for i, matrix in enumerate(a):
+    flat = a.reshape(-1, *a.shape[-2:])
+    q = np.empty_like(flat)
+    for i, matrix in enumerate(flat):
         packed, tau, _, info = lapack.sgeqrf(matrix, lwork=lwork)
         if info == 0:
             q[i], _, info = lapack.sorgqr(packed, tau, lwork=lwork)
         if info != 0:
             raise np.linalg.LinAlgError(f"sgeqrf/sorgqr failed (info={info})")
-    return q
+    return q.reshape(a.shape)
 
 
 def _cca_from_svd(
@@ -1092,15 +1096,14 @@ def _compare_cca(
 ) -> None:
     """SVCCA/PWCCA of every item: scores by SVD, nulls by batched draws, held-out folds.
 
-    ``dtypes``: of the scores' products and of the null draws."""
-    dt, draw_dt = dtypes
+    ``dtypes``: of the scores' products and of the null draws (see :func:`_pair_dtypes`)."""
     scores: dict[str, np.ndarray] = {m: np.full(len(items), np.nan) for m in metrics}
     draws: dict[int, dict[str, list[np.ndarray]]] = {}
-    buckets: dict[tuple[int, int], list[tuple[int, Array, Array, Array]]] = {}
-    pending: dict[tuple[int, int], int] = {}  # draws waiting in each bucket
+    buckets: dict[tuple, list[tuple[int, Array, Array, Array]]] = {}  # by shape and dtype
+    pending: dict[tuple, int] = {}  # draws waiting in each bucket
 
-    def flush(shape: tuple[int, int]) -> None:
-        batch = buckets.pop(shape)
+    def flush(key: tuple) -> None:
+        batch = buckets.pop(key)
         values = _cca_draws(metrics, *(_concat([b[j] for b in batch]) for j in (1, 2, 3)))
         start = 0
         for i, m, _, _ in batch:
@@ -1112,6 +1115,7 @@ def _compare_cca(
     for i, (va, vb, perms) in enumerate(items):
         if va.cca is None or vb.cca is None:
             raise ValueError("svcca/pwcca: the views were prepared without their reduction")
+        dt, draw_dt = _pair_dtypes(dtypes, metrics, va, vb)
         ba, bb = _cast(va.cca.basis, dt), _cast(vb.cca.basis, dt)
         sa, sb = _cast(va.cca.s, dt), _cast(vb.cca.s, dt)
         u, rho, vh = _xp(ba).linalg.svd(_mT(ba) @ bb, full_matrices=False)
@@ -1125,18 +1129,19 @@ def _compare_cca(
         idx = _index(bb, perms)
         da, db = _cast(ba, draw_dt), _cast(bb, draw_dt)
         sa, sb = _cast(sa, draw_dt), _cast(sb, draw_dt)
+        key = (shape, str(draw_dt))
         for start in range(0, len(perms), step):
             m = _mT(da) @ db[idx[start : start + step]]
             reps = m.shape[0]
             sa_b = _expand(sa, reps)
             sb_b = _expand(sb, reps)
-            buckets.setdefault(shape, []).append((i, m, sa_b, sb_b))
-            pending[shape] = pending.get(shape, 0) + reps
-            if pending[shape] >= _batch_len(*shape):
-                pending[shape] = 0
-                flush(shape)
-    for shape in list(buckets):
-        flush(shape)
+            buckets.setdefault(key, []).append((i, m, sa_b, sb_b))
+            pending[key] = pending.get(key, 0) + reps
+            if pending[key] >= _batch_len(*shape):
+                pending[key] = 0
+                flush(key)
+    for key in list(buckets):
+        flush(key)
     for i, (va, vb, _) in enumerate(items):
         if heldout and (va.folds is None or vb.folds is None):
             raise ValueError("heldout: the views were prepared without their folds")
@@ -1153,6 +1158,25 @@ def _compare_cca(
                 va.cca.k,
                 vb.cca.k,
             )
+
+
+def _pair_dtypes(
+    dtypes: tuple[Any, Any], metrics: Sequence[str], va: PreparedView, vb: PreparedView
+) -> tuple[Any, Any]:
+    """The dtypes of one tap pair's score and null draws: ``dtypes``, except float64 for
+    PWCCA where the two kept bases must share directions.
+
+    Both bases span directions of centred data, n - 1 at most, so with k_a + k_b > n - 1
+    some canonical correlations are exactly 1. Single precision then mixes the eigenvectors
+    of that cluster with their neighbours', and PWCCA's weights drift (its null mean by 5e-3,
+    9 null stds, at n = 350 and k = 300, as with random-init models), where float64 draws
+    are stable to 1e-8.
+    """
+    shared = va.cca.basis.shape[1] + vb.cca.basis.shape[1] > va.n - 1
+    if "pwcca" not in metrics or not shared:
+        return dtypes
+    wide = _resolve_dtype("float64", "cpu" if _is_numpy(va.cca.basis) else va.cca.basis.device)
+    return wide, wide
 
 
 def _expand(s: Array, reps: int) -> Array:

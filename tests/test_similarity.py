@@ -459,6 +459,41 @@ def test_single_precision_draws_equal_double_precision(metrics):
     assert (single["null_mean"] != double["null_mean"]).any()  # two routes were taken
 
 
+@pytest.mark.parametrize("k", [24, 30])
+def test_pwcca_of_bases_that_must_share_directions_keeps_float64(k):
+    """With k_a + k_b > n - 1 some canonical correlations are exactly 1, and single
+    precision mixed their eigenvectors: PWCCA's null drifted by several null stds. Such
+    tap pairs are computed in float64 whatever the dtype, so every route gives its numbers."""
+    rng = rng_for(32)
+    z = rng.standard_normal((40, 6))
+    views = {
+        name: z @ rng.standard_normal((6, 60)) + rng.standard_normal((40, 60))
+        for name in ("x", "y")
+    }
+    opts = {"metric": ["svcca", "pwcca"], "null_permutations": 10, "seed": 2, "k": k}
+    double = pairwise(views, [("x", "y")], dtype="float64", **opts)
+    assert (double["k_a"] + double["k_b"] > 40 - 1).all()
+    for dtype in (None, "float32"):
+        got = pairwise(views, [("x", "y")], dtype=dtype, **opts)
+        pd.testing.assert_frame_equal(got, double)
+
+
+def test_float32_scores_on_the_cpu_equal_float64_to_single_precision():
+    """dtype="float32" computes scores (and PWCCA's weights from one unbatched SVD) in
+    single precision: they equal float64's to 1e-5."""
+    rng = rng_for(33)
+    z = rng.standard_normal((80, 5))
+    views = {
+        name: z @ rng.standard_normal((5, 40)) + 0.5 * rng.standard_normal((80, 40))
+        for name in ("x", "y")
+    }
+    opts = {"metric": ["svcca", "pwcca"], "null_permutations": 0, "heldout": True}
+    single = pairwise(views, [("x", "y")], dtype="float32", **opts)
+    double = pairwise(views, [("x", "y")], dtype="float64", **opts)
+    for column in ("score", "heldout"):
+        np.testing.assert_allclose(single[column], double[column], rtol=0, atol=1e-5)
+
+
 def ref_heldout(
     x: np.ndarray, y: np.ndarray, halves, variance: float = 0.99, fixed_k: int | None = None
 ) -> float:
