@@ -602,6 +602,26 @@ def test_torch_arrays_give_the_numbers_of_numpy():
         assert got.heldout == pytest.approx(want.heldout, abs=1e-6, nan_ok=True)
 
 
+def test_torch_defaults_give_the_numbers_of_numpy_to_single_precision():
+    """The GPU code path at its defaults (float32 products and draws, float64 decompositions),
+    run on the CPU with torch tensors, equals numpy's defaults to single precision."""
+    torch = pytest.importorskip("torch")
+    views = _views()
+    a, b = list(views)[0], list(views)[2]
+    metrics = ["svcca", "pwcca", "cka", "cka_debiased", "retrieval", "retrieval_cosine", "mknn"]
+    perms = pair_permutations(0, a, b, 120, 5)
+    results = []
+    for device in ("cpu", torch.device("cpu")):
+        va, vb = (prepare_view(views[nm], name=nm, heldout=True, device=device) for nm in (a, b))
+        (scores,) = compare_views([(va, vb, perms)], metrics, heldout=True)
+        results.append(scores)
+    for metric in metrics:
+        got, want = results[1][metric], results[0][metric]
+        for field in ("score", "null_mean", "null_std"):
+            assert getattr(got, field) == pytest.approx(getattr(want, field), abs=1e-5), metric
+        assert got.heldout == pytest.approx(want.heldout, abs=1e-5, nan_ok=True)
+
+
 def test_auto_device_is_the_cpu_without_a_visible_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert resolve_device("auto") == "cpu"
