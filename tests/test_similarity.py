@@ -459,6 +459,28 @@ def test_single_precision_draws_equal_double_precision(metrics):
     assert (single["null_mean"] != double["null_mean"]).any()  # two routes were taken
 
 
+@pytest.mark.parametrize(("spread", "route"), [(3.0, "_q_cholesky"), (6.0, "_q_single")])
+def test_single_precision_pwcca_weights_equal_householder_in_float64(monkeypatch, spread, route):
+    """The null draws' PWCCA weights from float32 vectors: by float64 Cholesky QR where
+    max(s)/min(s) is at most 1e4, else by single-precision Householder QR (the other route
+    is made to fail); either equals float64 Householder QR of the same matrices to 1e-5."""
+    from gapscope import similarity as sim
+
+    rng = rng_for(34)
+    k = 40
+    s = np.logspace(0, -spread, k).astype(np.float32)[None, :].repeat(3, 0)
+    vecs = np.stack([np.linalg.qr(rng.standard_normal((k, k)))[0] for _ in range(3)])
+    vecs = vecs.astype(np.float32)
+    want = [
+        (abs(np.linalg.qr(si[:, None].astype(np.float64) * v)[0]) * si[:, None]).sum(0)
+        for si, v in zip(s, vecs.astype(np.float64), strict=True)
+    ]
+    other = {"_q_cholesky": "_q_single", "_q_single": "_q_cholesky"}[route]
+    monkeypatch.setattr(sim, other, lambda a: pytest.fail(f"{other} taken"))
+    got = sim._pw_side_weights(vecs, s)
+    np.testing.assert_allclose(got, np.stack(want), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("k", [24, 30])
 def test_pwcca_of_bases_that_must_share_directions_keeps_float64(k):
     """With k_a + k_b > n - 1 some canonical correlations are exactly 1, and single
