@@ -100,6 +100,44 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
 
 
+def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_path, stores):
+    """np.load reads a prepared view; every member's data starts on a 64-byte boundary, so
+    load_prepared maps the arrays read-only in place; a view written by np.savez itself
+    (unaligned), or compressed, loads to the same arrays."""
+    import mmap
+    import zipfile
+
+    options = Options.from_config(CONFIG)
+    path = tmp_path / "view.npz"
+    save_prepared(prepare_store(stores["eng_Latn"], options), path)
+    with np.load(path) as plain:
+        expected = {key: plain[key] for key in plain.files}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                np.lib.format.read_magic(member)
+                np.lib.format.read_array_header_1_0(member)
+                offset = info.header_offset + len(info.FileHeader()) + member.tell()
+            assert offset % 64 == 0, info.filename
+    loaded = load_prepared(path, options)
+    for tap in TAPS:
+        for got, key in ((loaded.views[tap].gram, "gram"), (loaded.views[tap].cca.u, "cca/u")):
+            np.testing.assert_array_equal(got, expected[f"{tap}/{key}"])
+            assert not got.flags.writeable and got.flags.aligned
+            base = got
+            while isinstance(base, np.ndarray):
+                base = base.base
+            assert isinstance(getattr(base, "obj", base), mmap.mmap)
+    for save in (np.savez, np.savez_compressed):
+        save(tmp_path / "other.npz", **expected)
+        again = load_prepared(tmp_path / "other.npz", options)
+        for tap in TAPS:
+            np.testing.assert_array_equal(again.views[tap].gram, loaded.views[tap].gram)
+            np.testing.assert_array_equal(
+                again.views[tap].folds[1].proj, expected[f"{tap}/fold1/proj"]
+            )
+
+
 def test_a_pair_from_prepared_views_imports_no_store_frame_or_torch(tmp_path, stores):
     """A pair job reads its two prepared views only: importing Zarr would cost it about a
     sixth of its CPU time (the stores are read again only to realign ids or to bootstrap),

@@ -21,9 +21,14 @@ writes the rows.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import math
+import mmap
 import os
+import struct
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,8 +251,81 @@ def save_prepared(prepared: PreparedStore, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     with open(partial, "wb") as handle:
-        np.savez(handle, **arrays)
+        _write_npz_aligned(handle, arrays)
     os.replace(partial, path)
+
+
+# A prepared view is an ordinary uncompressed .npz (np.load reads it) whose members' data
+# start on 64-byte boundaries, so that pair jobs map the arrays in place: a paper-shaped
+# view is 55 MB, and copying it out of the zip with its CRC pass took 0.04 CPU-s of a
+# 1.2 CPU-s pair job, where mapping it takes a few pages' faults.
+_ALIGN = 64
+_PADDING_ID = 0xD935  # the extra field zipalign pads with
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
+
+
+def _write_npz_aligned(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez`` (uncompressed), each member's data padded to start at a multiple of 64
+    bytes in the file (an extra field in its local header)."""
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            body = io.BytesIO()
+            np.lib.format.write_array(body, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            start = handle.tell() + _LOCAL_HEADER.size + len(info.filename.encode()) + 4
+            pad = -start % _ALIGN
+            info.extra = struct.pack("<HH", _PADDING_ID, pad) + bytes(pad)
+            archive.writestr(info, body.getvalue())
+
+
+class _MappedNpz:
+    """The members of an ``.npz`` as arrays read in place from a read-only memory map
+    (members that are compressed, or stored off their alignment, are read as np.load does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip = zipfile.ZipFile(path)
+        with open(path, "rb") as handle:
+            self.map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self.members = {i.filename.removesuffix(".npy"): i for i in self.zip.infolist()}
+
+    def __enter__(self) -> _MappedNpz:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.zip.close()  # the map lives as long as the arrays read from it
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.members
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        info = self.members[key]
+        array = self._mapped(info) if info.compress_type == zipfile.ZIP_STORED else None
+        if array is None:
+            with self.zip.open(info) as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+        return array
+
+    def _mapped(self, info: zipfile.ZipInfo) -> np.ndarray | None:
+        """A stored member's array in place (None: not a plain array with a short header)."""
+        signature, name_len, extra_len = _LOCAL_HEADER.unpack_from(self.map, info.header_offset)
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        header = io.BytesIO(self.map[start : start + min(info.file_size, 4096)])
+        try:
+            version = np.lib.format.read_magic(header)
+            read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+            shape, fortran, dtype = read_header(header)
+        except (ValueError, AttributeError):
+            return None
+        if signature != b"PK\x03\x04" or dtype.hasobject:
+            return None
+        count, offset = math.prod(shape), start + header.tell()
+        if info.file_size != header.tell() + count * dtype.itemsize:
+            raise ValueError(f"member {info.filename!r} is not the size its header states")
+        array = np.frombuffer(self.map, dtype=dtype, count=count, offset=offset)
+        if offset % dtype.alignment:
+            array = array.copy()
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 def _load_reduction(files: Any, prefix: str) -> sim.Reduction:
@@ -274,8 +352,8 @@ def load_prepared(
     """
     path = Path(path)
     try:
-        files = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+        files = _MappedNpz(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
     with files:
         return _read_prepared(path, files, options, store, taps, device)
