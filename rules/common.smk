@@ -43,9 +43,10 @@ def view_path(model, language, modality):
     return f"results/similarity/{model}/views/{language}.{modality}.npz"
 
 
-def pair_path(model, lang_a, modality_a, lang_b, modality_b):
-    """Path of one pair's similarity table."""
-    return f"results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.tsv"
+def pair_path(model, lang_a, lang_b):
+    """Path of the similarity table of one language pair (a language with itself: its
+    cross-modal comparison)."""
+    return f"results/similarity/{model}/{lang_a}~{lang_b}.tsv"
 
 
 def get_pairs():
@@ -56,8 +57,8 @@ def get_pairs():
 
 
 def get_pair_tables(wildcards):
-    """All pair tables that make up the similarity table."""
-    return [pair_path(*pair) for pair in get_pairs()]
+    """All language-pair tables that make up the similarity table."""
+    return list(dict.fromkeys(pair_path(m, la, lb) for m, la, _, lb, _ in get_pairs()))
 
 
 def get_corpus_table(wildcards):
@@ -111,12 +112,19 @@ def get_adapter(wildcards):
 
 
 def get_pair_inputs(wildcards):
-    """The two prepared views a pair compares, and their stores (read only to align ids that
-    differ between the two, or to bootstrap)."""
-    views = [
-        (wildcards.lang_a, wildcards.modality_a),
-        (wildcards.lang_b, wildcards.modality_b),
-    ]
+    """The prepared views of every comparison planned between two languages, two by two (for
+    each comparison, lang_a's view then lang_b's), and their stores (read only to align ids
+    that differ between two views, or to bootstrap)."""
+    views = []
+    for model, lang_a, modality_a, lang_b, modality_b in get_pairs():
+        if (model, lang_a, lang_b) == (wildcards.model, wildcards.lang_a, wildcards.lang_b):
+            views += [(lang_a, modality_a), (lang_b, modality_b)]
+    if not views:
+        raise ValueError(
+            f"{pair_path(wildcards.model, wildcards.lang_a, wildcards.lang_b)}: no comparison "
+            "of these languages is planned (languages in alphabetical order; cross-modal "
+            "needs both modalities; see similarity.cross_lingual)"
+        )
     return {
         "views": [view_path(wildcards.model, *view) for view in views],
         "stores": [store_path(wildcards.model, *view) for view in views],

@@ -21,21 +21,24 @@ rule similarity_view:
 
 
 rule similarity_pair:
-    """Compare two views of one model at every matching tap (all metrics, with calibration)."""
+    """Compare the views of one language pair, each modality across the two languages (or,
+    for a language with itself, its text against its speech), at every matching tap (all
+    metrics, with calibration). A pair of languages, not of views, is the unit: half as many
+    jobs, and a new language still only adds jobs."""
     input:
         unpack(get_pair_inputs),
     output:
-        "results/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.tsv",
+        "results/similarity/{model}/{lang_a}~{lang_b}.tsv",
     params:
         adapter=get_adapter,
         options=get_pair_options,
     resources:
         mem_mb=1000,
-        runtime=5,
+        runtime=10,
     conda:
         "../envs/gapscope.yaml"
     log:
-        "logs/similarity/{model}/{lang_a}.{modality_a}~{lang_b}.{modality_b}.log",
+        "logs/similarity/{model}/{lang_a}~{lang_b}.log",
     script:
         "../workflow_scripts/similarity_pair.py"
 

@@ -107,8 +107,8 @@ def job(rule: str, **wildcards) -> tuple[str, frozenset]:
 
 
 def pair_jobs(pairs) -> set[tuple[str, frozenset]]:
-    names = ("model", "lang_a", "modality_a", "lang_b", "modality_b")
-    return {job("similarity_pair", **dict(zip(names, pair, strict=True))) for pair in pairs}
+    """The language-pair jobs that compute these comparisons."""
+    return {job("similarity_pair", model=m, lang_a=la, lang_b=lb) for m, la, _, lb, _ in pairs}
 
 
 def view_jobs(models, langs) -> set[tuple[str, frozenset]]:

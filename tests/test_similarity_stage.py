@@ -15,6 +15,7 @@ from gapscope.stages.common import ConfigError
 from gapscope.stages.similarity import (
     Options,
     PreparedViewError,
+    compare_files,
     compare_prepared,
     compare_stores,
     load_prepared,
@@ -98,6 +99,30 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     for column in ("score", "null_mean", "null_std"):
         np.testing.assert_allclose(from_disk[column], expected[column], rtol=0, atol=1e-12)
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
+
+
+def test_a_job_of_several_comparisons_gives_each_comparisons_rows_in_turn(tmp_path, stores):
+    """compare_files: views two by two, rows of each comparison one after another, the same
+    as each compared alone; an odd list, or stores that do not match, is refused."""
+    options = Options.from_config(CONFIG)
+    files = {}
+    for lang, path in stores.items():
+        files[lang] = tmp_path / f"{lang}.npz"
+        save_prepared(prepare_store(path, options), files[lang])
+    order = [("deu_Latn", "eng_Latn"), ("eng_Latn", "eng_Latn")]
+    views = [files[lang] for comparison in order for lang in comparison]
+    paths = [stores[lang] for comparison in order for lang in comparison]
+    kwargs = {"model": "m", "adapter": "seamless_m4t_v2", "options": options}
+    got = to_frame(compare_files(views, paths, **kwargs))
+    alone = [
+        pair(*(load_prepared(files[lang], options) for lang in comparison), options)
+        for comparison in order
+    ]
+    pd.testing.assert_frame_equal(got, pd.concat(alone, ignore_index=True))
+    with pytest.raises(ValueError, match="two by two"):
+        compare_files(views[:3], paths[:3], **kwargs)
+    with pytest.raises(ValueError, match="two by two"):
+        compare_files(views, paths[:2], **kwargs)
 
 
 def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_path, stores):

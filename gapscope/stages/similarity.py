@@ -4,8 +4,10 @@
   ``results/similarity/{model}/views/{language}.{modality}.npz``: per tap, everything a pair
   needs from that view (:func:`gapscope.similarity.prepare_view`: the SVCCA reduction, the two
   held-out folds, the Gram matrix), computed once per run whatever the number of pairs.
-- ``similarity_pair``: two prepared views -> one pair's tidy rows, every metric at every
-  matching tap with its calibration (:func:`gapscope.similarity.compare_views`).
+- ``similarity_pair``: the prepared views of two languages -> the tidy rows of every
+  comparison between them (each modality across the two; a language with itself: its text
+  against its speech), every metric at every matching tap with its calibration
+  (:func:`gapscope.similarity.compare_views`).
 - ``similarity_table``: every pair in one table.
 
 Views are aligned by sentence id. A prepared view holds its store's rows in ascending id
@@ -47,6 +49,7 @@ __all__ = [
     "PreparedStore",
     "PreparedViewError",
     "align_ids",
+    "compare_files",
     "compare_prepared",
     "compare_stores",
     "compute_device",
@@ -591,6 +594,31 @@ def compare_prepared(
             )  # fmt: skip
             for column, value in zip(TIDY_COLUMNS, row, strict=True):
                 columns[column].append(value)
+    return columns
+
+
+def compare_files(
+    views: Sequence[str | Path],
+    stores: Sequence[str | Path],
+    *,
+    model: str,
+    adapter: str,
+    options: Options,
+    device: Any = "cpu",
+) -> dict[str, list]:
+    """The comparisons of one job, ``views[2i]`` against ``views[2i + 1]`` (prepared view
+    files; ``stores``: their activation stores, in the same order), rows one after another."""
+    if len(views) % 2 or len(stores) != len(views):
+        raise ValueError(f"views two by two, each with its store; got {views} and {stores}")
+    columns: dict[str, list] = {c: [] for c in TIDY_COLUMNS}
+    for i in range(0, len(views), 2):
+        a, b = (
+            load_prepared(views[j], options, store=stores[j], device=device) for j in (i, i + 1)
+        )
+        rows = compare_prepared(a, b, model=model, adapter=adapter, options=options, device=device)
+        log.info("%s ~ %s: %d rows", a.name, b.name, len(rows["score"]))
+        for column in TIDY_COLUMNS:
+            columns[column] += rows[column]
     return columns
 
 
