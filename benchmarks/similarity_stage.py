@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
     pairs = common.plan_pairs([MODEL], languages, ["text", "speech"], "all")
     views = sorted({(la, ma) for _, la, ma, _, _ in pairs} | {(lb, mb) for *_, lb, mb in pairs})
-    view_targets = [f"results/similarity/{MODEL}/views/{lang}.{mod}.npz" for lang, mod in views]
+    view_targets = [f"results/similarity/{MODEL}/views/{lang}.npz" for lang in languages]
     print(
         f"# {len(views)} stores written in {time.perf_counter() - started:.0f} s; "
         f"{len(pairs)} pairs",

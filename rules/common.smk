@@ -1,6 +1,7 @@
 """Config validation, wildcard constraints, input functions and the final target list."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -38,9 +39,10 @@ def store_path(model, language, modality):
     return f"results/activations/{model}/{language}/{modality}.zarr"
 
 
-def view_path(model, language, modality):
-    """Path of one prepared view (the similarity stage's per-view cache)."""
-    return f"results/similarity/{model}/views/{language}.{modality}.npz"
+def view_path(model, language):
+    """Path of the prepared views of one language (the similarity stage's per-view cache:
+    each modality a comparison needs)."""
+    return f"results/similarity/{model}/views/{language}.npz"
 
 
 def pair_path(model, lang_a, lang_b):
@@ -49,11 +51,24 @@ def pair_path(model, lang_a, lang_b):
     return f"results/similarity/{model}/{lang_a}~{lang_b}.tsv"
 
 
+@cache
 def get_pairs():
     """Every (model, lang_a, modality_a, lang_b, modality_b) compared under this config."""
     return common.plan_pairs(
         MODELS, LANGUAGES, MODALITIES, config["similarity"]["cross_lingual"], config["models"]
     )
+
+
+@cache
+def get_planned_views():
+    """(model, lang_a, lang_b) -> its comparisons' (modality_a, modality_b) in plan order, and
+    (model, language) -> the modalities compared (planned once: input functions run per job)."""
+    comparisons, views = {}, {}
+    for model, lang_a, modality_a, lang_b, modality_b in get_pairs():
+        comparisons.setdefault((model, lang_a, lang_b), []).append([modality_a, modality_b])
+        views.setdefault((model, lang_a), set()).add(modality_a)
+        views.setdefault((model, lang_b), set()).add(modality_b)
+    return comparisons, views
 
 
 def get_pair_tables(wildcards):
@@ -111,23 +126,42 @@ def get_adapter(wildcards):
     return config["models"][wildcards.model]["adapter"]
 
 
+def get_comparisons(wildcards):
+    """The (modality_a, modality_b) of every comparison planned between two languages."""
+    comparisons, _ = get_planned_views()
+    return comparisons.get((wildcards.model, wildcards.lang_a, wildcards.lang_b), [])
+
+
+def get_view_stores(wildcards):
+    """The stores of one language whose views some comparison needs, in config order."""
+    _, views = get_planned_views()
+    needed = views.get((wildcards.model, wildcards.language), set())
+    return [
+        store_path(wildcards.model, wildcards.language, modality)
+        for modality in MODALITIES
+        if modality in needed
+    ]
+
+
 def get_pair_inputs(wildcards):
-    """The prepared views of every comparison planned between two languages, two by two (for
-    each comparison, lang_a's view then lang_b's), and their stores (read only to align ids
-    that differ between two views, or to bootstrap)."""
-    views = []
-    for model, lang_a, modality_a, lang_b, modality_b in get_pairs():
-        if (model, lang_a, lang_b) == (wildcards.model, wildcards.lang_a, wildcards.lang_b):
-            views += [(lang_a, modality_a), (lang_b, modality_b)]
-    if not views:
+    """The prepared views of the two languages, and for every comparison between them
+    (get_comparisons) its two stores, lang_a's then lang_b's (read only to align ids that
+    differ between two views, or to bootstrap)."""
+    comparisons = get_comparisons(wildcards)
+    if not comparisons:
         raise ValueError(
             f"{pair_path(wildcards.model, wildcards.lang_a, wildcards.lang_b)}: no comparison "
             "of these languages is planned (languages in alphabetical order; cross-modal "
             "needs both modalities; see similarity.cross_lingual)"
         )
+    langs = (wildcards.lang_a, wildcards.lang_b)
     return {
-        "views": [view_path(wildcards.model, *view) for view in views],
-        "stores": [store_path(wildcards.model, *view) for view in views],
+        "views": [view_path(wildcards.model, lang) for lang in langs],
+        "stores": [
+            store_path(wildcards.model, lang, modality)
+            for pair in comparisons
+            for lang, modality in zip(langs, pair)
+        ],
     }
 
 

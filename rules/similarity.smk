@@ -1,10 +1,11 @@
 rule similarity_view:
-    """Prepare one view for every pair it meets: per tap, its SVCCA reduction, held-out folds
-    and Gram matrix (what a pair needs from one view, computed once per run)."""
+    """Prepare the views of one language (each modality a comparison needs) for every pair
+    they meet: per tap, its SVCCA reduction, held-out folds and Gram matrix (what a pair
+    needs from one view, computed once per run)."""
     input:
-        store="results/activations/{model}/{language}/{modality}.zarr",
+        stores=get_view_stores,
     output:
-        "results/similarity/{model}/views/{language}.{modality}.npz",
+        "results/similarity/{model}/views/{language}.npz",
     params:
         # only what changes a prepared view: the device is read from the config by the
         # script, and the null and bootstrap options concern the pairs alone
@@ -15,7 +16,7 @@ rule similarity_view:
     conda:
         "../envs/gapscope.yaml"
     log:
-        "logs/similarity/{model}/views/{language}.{modality}.log",
+        "logs/similarity/{model}/views/{language}.log",
     script:
         "../workflow_scripts/similarity_view.py"
 
@@ -31,6 +32,7 @@ rule similarity_pair:
         "results/similarity/{model}/{lang_a}~{lang_b}.tsv",
     params:
         adapter=get_adapter,
+        comparisons=get_comparisons,
         options=get_pair_options,
     resources:
         mem_mb=1000,

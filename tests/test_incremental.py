@@ -112,18 +112,17 @@ def pair_jobs(pairs) -> set[tuple[str, frozenset]]:
 
 
 def view_jobs(models, langs) -> set[tuple[str, frozenset]]:
-    """Extraction and prepared-view jobs of every view."""
+    """Extraction jobs of every view, prepared-view jobs of every language."""
     return {
-        job(rule, model=m, language=lang, modality=modality)
-        for rule in ("extract_activations", "similarity_view")
+        job("extract_activations", model=m, language=lang, modality=modality)
         for m in models
         for lang in langs
         for modality in ("text", "speech")
-    }
+    } | prepared_view_jobs(models, langs)
 
 
 def prepared_view_jobs(models, langs) -> set[tuple[str, frozenset]]:
-    return {j for j in view_jobs(models, langs) if j[0] == "similarity_view"}
+    return {job("similarity_view", model=m, language=lang) for m in models for lang in langs}
 
 
 def plan(models, langs):

@@ -101,28 +101,42 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
 
 
-def test_a_job_of_several_comparisons_gives_each_comparisons_rows_in_turn(tmp_path, stores):
-    """compare_files: views two by two, rows of each comparison one after another, the same
-    as each compared alone; an odd list, or stores that do not match, is refused."""
+def test_a_language_file_holds_each_modality_and_a_job_compares_them_in_turn(tmp_path, stores):
+    """save_prepared writes a language's views into one file, each under its modality;
+    compare_files gives each comparison's rows in turn, the same as each compared alone.
+    Asking for a view the file lacks, or for none of several, is refused by name."""
     options = Options.from_config(CONFIG)
-    files = {}
-    for lang, path in stores.items():
-        files[lang] = tmp_path / f"{lang}.npz"
-        save_prepared(prepare_store(path, options), files[lang])
-    order = [("deu_Latn", "eng_Latn"), ("eng_Latn", "eng_Latn")]
-    views = [files[lang] for comparison in order for lang in comparison]
-    paths = [stores[lang] for comparison in order for lang in comparison]
+    rng = np.random.default_rng(4)
+    data = {t: rng.standard_normal((50, d)) for t, d in zip(TAPS, (8, 12, 70), strict=True)}
+    speech = make(
+        tmp_path / "speech.zarr", np.arange(10, 60), data, language="eng_Latn", modality="speech"
+    )
+    eng, deu = tmp_path / "eng_Latn.npz", tmp_path / "deu_Latn.npz"
+    save_prepared([prepare_store(stores["eng_Latn"], options), prepare_store(speech, options)], eng)
+    save_prepared(prepare_store(stores["deu_Latn"], options), deu)
     kwargs = {"model": "m", "adapter": "seamless_m4t_v2", "options": options}
-    got = to_frame(compare_files(views, paths, **kwargs))
-    alone = [
-        pair(*(load_prepared(files[lang], options) for lang in comparison), options)
-        for comparison in order
-    ]
-    pd.testing.assert_frame_equal(got, pd.concat(alone, ignore_index=True))
-    with pytest.raises(ValueError, match="two by two"):
-        compare_files(views[:3], paths[:3], **kwargs)
-    with pytest.raises(ValueError, match="two by two"):
-        compare_files(views, paths[:2], **kwargs)
+    comparisons = [["text", "speech"], ["speech", "text"]]
+    got = to_frame(
+        compare_files([eng, eng], comparisons, [stores["eng_Latn"], speech] * 2, **kwargs)
+    )
+    text, spoken = (load_prepared(eng, options, modality=m) for m in ("text", "speech"))
+    expected = pd.concat([pair(text, spoken, options), pair(spoken, text, options)])
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+    assert set(got["modality_a"]) == {"text", "speech"}
+    across = to_frame(
+        compare_files(
+            [deu, eng], [["text", "text"]], [stores["deu_Latn"], stores["eng_Latn"]], **kwargs
+        )
+    )
+    pd.testing.assert_frame_equal(across, pair(load_prepared(deu, options), text, options))
+    with pytest.raises(PreparedViewError, match=r"holds the views of \['speech', 'text'\]"):
+        load_prepared(eng, options)
+    with pytest.raises(PreparedViewError, match=r"deu_Latn.npz: no speech view"):
+        load_prepared(deu, options, modality="speech")
+    with pytest.raises(ValueError, match="one prepared store per modality"):
+        save_prepared([text, text], tmp_path / "twice.npz")
+    with pytest.raises(ValueError, match="two stores per comparison"):
+        compare_files([eng, eng], comparisons, [speech] * 2, **kwargs)
 
 
 def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_path, stores):
@@ -147,7 +161,7 @@ def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_pat
     loaded = load_prepared(path, options)
     for tap in TAPS:
         for got, key in ((loaded.views[tap].gram, "gram"), (loaded.views[tap].cca.u, "cca/u")):
-            np.testing.assert_array_equal(got, expected[f"{tap}/{key}"])
+            np.testing.assert_array_equal(got, expected[f"text/{tap}/{key}"])
             assert not got.flags.writeable and got.flags.aligned
             base = got
             while isinstance(base, np.ndarray):
@@ -159,7 +173,7 @@ def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_pat
         for tap in TAPS:
             np.testing.assert_array_equal(again.views[tap].gram, loaded.views[tap].gram)
             np.testing.assert_array_equal(
-                again.views[tap].folds[1].proj, expected[f"{tap}/fold1/proj"]
+                again.views[tap].folds[1].proj, expected[f"text/{tap}/fold1/proj"]
             )
 
 

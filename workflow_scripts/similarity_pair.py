@@ -9,6 +9,7 @@ options = similarity.Options.from_config(snakemake.params.options)
 device = similarity.compute_device(snakemake.config["similarity"])
 rows = similarity.compare_files(
     snakemake.input.views,
+    snakemake.params.comparisons,
     snakemake.input.stores,
     model=snakemake.wildcards.model,
     adapter=snakemake.params.adapter,

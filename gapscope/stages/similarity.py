@@ -63,7 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PREPARED_FORMAT = 2  # 2: held-out folds of wide views fixed where the Gram route falls back
+PREPARED_FORMAT = 3  # 2: held-out folds of wide views fixed where the Gram route falls back
+# 3: one file per language, a view per modality under its name
 # which two views, then pairwise's own columns from ``metric`` on
 TIDY_COLUMNS = [
     "model",
@@ -225,8 +226,28 @@ def _reduction_arrays(prefix: str, red: sim.Reduction) -> dict[str, np.ndarray]:
     }
 
 
-def save_prepared(prepared: PreparedStore, path: str | Path) -> None:
-    """Write a prepared store as one uncompressed ``.npz`` (written beside, then renamed)."""
+def save_prepared(prepared: PreparedStore | Sequence[PreparedStore], path: str | Path) -> None:
+    """Write prepared stores (one, or several of other modalities: a language's views) as
+    one uncompressed ``.npz``, each under its modality (written beside, then renamed)."""
+    stores = [prepared] if isinstance(prepared, PreparedStore) else list(prepared)
+    modalities = [store.attrs["modality"] for store in stores]
+    if not stores or len(set(modalities)) < len(modalities):
+        raise ValueError(f"{path}: one prepared store per modality, got {modalities}")
+    arrays = {
+        f"{modality}/{name}": array
+        for modality, store in zip(modalities, stores, strict=True)
+        for name, array in _prepared_arrays(store).items()
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as handle:
+        _write_npz_aligned(handle, arrays)
+    os.replace(partial, path)
+
+
+def _prepared_arrays(prepared: PreparedStore) -> dict[str, np.ndarray]:
+    """The arrays of one prepared store, its metadata as JSON bytes under ``meta``."""
     arrays: dict[str, np.ndarray] = {"sentence_ids": prepared.sentence_ids}
     dims = {}
     for tap, view in prepared.views.items():
@@ -250,12 +271,7 @@ def save_prepared(prepared: PreparedStore, path: str | Path) -> None:
         "n": len(prepared.sentence_ids),
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
-        _write_npz_aligned(handle, arrays)
-    os.replace(partial, path)
+    return arrays
 
 
 # A prepared view is an ordinary uncompressed .npz (np.load reads it) whose members' data
@@ -344,11 +360,13 @@ def load_prepared(
     path: str | Path,
     options: Options,
     *,
+    modality: str | None = None,
     store: str | Path | None = None,
     taps: Sequence[str] | None = None,
     device: Any = "cpu",
 ) -> PreparedStore:
-    """Read a prepared store (the given taps, or all); refuse one made with other options.
+    """Read the prepared store of ``modality`` (None: the file's only one) from a prepared
+    file, the given taps or all; refuse one made with other options.
 
     ``store``: where its activation store is now (default: where it was when prepared),
     read only to align ids that differ between two views, or to bootstrap.
@@ -359,7 +377,31 @@ def load_prepared(
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
     with files:
-        return _read_prepared(path, files, options, store, taps, device)
+        held = sorted(key[: -len("/meta")] for key in files.members if key.endswith("/meta"))
+        if not held:
+            raise PreparedViewError(
+                f"{path}: not a prepared view of format {PREPARED_FORMAT} (no <modality>/meta); "
+                "delete it to rebuild"
+            )
+        if modality is None and len(held) > 1:
+            raise PreparedViewError(f"{path}: holds the views of {held}; name the modality")
+        modality = held[0] if modality is None else modality
+        if modality not in held:
+            raise PreparedViewError(f"{path}: no {modality} view (it holds {held})")
+        return _read_prepared(path, _Within(files, modality), options, store, taps, device)
+
+
+class _Within:
+    """The members of one view of a prepared file (keys without its modality's prefix)."""
+
+    def __init__(self, files: _MappedNpz, modality: str) -> None:
+        self.files, self.prefix = files, f"{modality}/"
+
+    def __contains__(self, key: str) -> bool:
+        return self.prefix + key in self.files
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.files[self.prefix + key]
 
 
 def _read_prepared(
@@ -598,7 +640,8 @@ def compare_prepared(
 
 
 def compare_files(
-    views: Sequence[str | Path],
+    files: Sequence[str | Path],
+    comparisons: Sequence[Sequence[str]],
     stores: Sequence[str | Path],
     *,
     model: str,
@@ -606,14 +649,22 @@ def compare_files(
     options: Options,
     device: Any = "cpu",
 ) -> dict[str, list]:
-    """The comparisons of one job, ``views[2i]`` against ``views[2i + 1]`` (prepared view
-    files; ``stores``: their activation stores, in the same order), rows one after another."""
-    if len(views) % 2 or len(stores) != len(views):
-        raise ValueError(f"views two by two, each with its store; got {views} and {stores}")
+    """The comparisons of one job: for each (modality_a, modality_b) of ``comparisons``, the
+    ``modality_a`` view of prepared file ``files[0]`` against the ``modality_b`` view of
+    ``files[1]`` (``stores``: their activation stores, two per comparison), rows one after
+    another."""
+    if len(files) != 2 or len(stores) != 2 * len(comparisons):
+        raise ValueError(
+            f"two prepared files and two stores per comparison; got {files}, {comparisons} "
+            f"and {stores}"
+        )
     columns: dict[str, list] = {c: [] for c in TIDY_COLUMNS}
-    for i in range(0, len(views), 2):
+    for i, modalities in enumerate(comparisons):
         a, b = (
-            load_prepared(views[j], options, store=stores[j], device=device) for j in (i, i + 1)
+            load_prepared(file, options, modality=modality, store=store, device=device)
+            for file, modality, store in zip(
+                files, modalities, stores[2 * i : 2 * i + 2], strict=True
+            )
         )
         rows = compare_prepared(a, b, model=model, adapter=adapter, options=options, device=device)
         log.info("%s ~ %s: %d rows", a.name, b.name, len(rows["score"]))
