@@ -769,21 +769,28 @@ def _pw_side_weights(vecs: Array, s: Array) -> Array:
 # numpy's time at k = 145
 
 
-def _eigh_single(small: np.ndarray, vectors: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Ascending eigenvalues (and eigenvectors) of float32 symmetric matrices (one, or a
-    batch of them), through LAPACK ``ssyevd`` one matrix at a time."""
-    lapack = _scipy_wrappers("_flapack")
-    flat = small.reshape(-1, *small.shape[-2:])
-    lam = np.empty(flat.shape[:-1], dtype=np.float32)
-    vecs = np.empty_like(flat) if vectors else None
+def _eigh_single(
+    m: np.ndarray, x_side: bool, vectors: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ascending eigenvalues (and eigenvectors) of ``m mᵀ`` (``x_side``) or ``mᵀ m`` for
+    float32 matrices ``m`` (one, or a batch of them), one at a time: the lower triangle by
+    BLAS ``ssyrk`` (half a product's work), then LAPACK ``ssyevd``."""
+    blas, lapack = _scipy_wrappers("_fblas"), _scipy_wrappers("_flapack")
+    flat = m.reshape(-1, *m.shape[-2:])
+    side = flat.shape[-2] if x_side else flat.shape[-1]
+    lam = np.empty((flat.shape[0], side), dtype=np.float32)
+    vecs = np.empty((flat.shape[0], side, side), dtype=np.float32) if vectors else None
     for i, matrix in enumerate(flat):
-        *got, info = lapack.ssyevd(matrix, compute_v=int(vectors), lower=1)
+        # Fortran-ordered views, so no copy: (mᵀ)ᵀ mᵀ = m mᵀ, or mᵀ (mᵀ)ᵀ = mᵀ m
+        small = blas.ssyrk(1.0, matrix.T, trans=int(x_side), lower=1)
+        *got, info = lapack.ssyevd(small, compute_v=int(vectors), lower=1, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"ssyevd failed (info={info})")
         lam[i] = got[0]
         if vecs is not None:
             vecs[i] = got[1]
-    return lam.reshape(small.shape[:-1]), None if vecs is None else vecs.reshape(small.shape)
+    shape = (*m.shape[:-2], side)
+    return lam.reshape(shape), None if vecs is None else vecs.reshape((*shape, side))
 
 
 # Cholesky QR in float64 (Gram, Cholesky factor, triangular solve) takes 0.75x the time of
@@ -850,14 +857,13 @@ def _cca_draws(metrics: Sequence[str], m: Array, s_a: Array, s_b: Array) -> dict
     """
     xp = _xp(m)
     x_side = m.shape[-2] <= m.shape[-1]
-    small = m @ _mT(m) if x_side else _mT(m) @ m
     vectors = "pwcca" in metrics
-    if _is_numpy(small) and small.dtype == np.float32:
-        lam, vecs = _eigh_single(small, vectors)
-    elif vectors:
-        lam, vecs = xp.linalg.eigh(small)
+    vecs = None
+    if _is_numpy(m) and m.dtype == np.float32:
+        lam, vecs = _eigh_single(m, x_side, vectors)
     else:
-        lam = xp.linalg.eigvalsh(small)
+        small = m @ _mT(m) if x_side else _mT(m) @ m
+        lam, vecs = xp.linalg.eigh(small) if vectors else (xp.linalg.eigvalsh(small), None)
     if not vectors:
         return {"svcca": _clip1(xp.sqrt(xp.clip(lam, 0.0, None))).mean(-1)}
     lam, vecs = xp.flip(lam, (-1,)), xp.flip(vecs, (-1,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -175,6 +176,27 @@ def test_a_prepared_view_is_a_plain_npz_whose_arrays_are_mapped_in_place(tmp_pat
             np.testing.assert_array_equal(
                 again.views[tap].folds[1].proj, expected[f"text/{tap}/fold1/proj"]
             )
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.zeros((7, 3)), np.array(3), np.arange(5, dtype=">i2"), np.ones((3, 4), np.float32, "F")],
+)
+def test_npy_headers_read_as_numpy_reads_them(array):
+    """The fast header parser gives numpy's reading of the headers numpy writes, and hands
+    any other header (here: keys in another order) to numpy's own parser."""
+    from gapscope.stages.similarity import _npy_header
+
+    body = io.BytesIO()
+    np.lib.format.write_array(body, array)
+    stream = io.BytesIO(body.getvalue())
+    np.lib.format.read_magic(stream)
+    expected = (*np.lib.format.read_array_header_1_0(stream), stream.tell())
+    assert _npy_header(body.getvalue()) == expected
+    fields = {"shape": array.shape, "fortran_order": expected[1], "descr": array.dtype.str}
+    text = repr(fields).encode("latin1").ljust(117) + b"\n"
+    other = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+    assert _npy_header(other) == expected
 
 
 def test_a_pair_from_prepared_views_imports_no_store_frame_or_torch(tmp_path, stores):

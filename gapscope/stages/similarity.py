@@ -29,6 +29,7 @@ import logging
 import math
 import mmap
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -329,22 +330,45 @@ class _MappedNpz:
         """A stored member's array in place (None: not a plain array with a short header)."""
         signature, name_len, extra_len = _LOCAL_HEADER.unpack_from(self.map, info.header_offset)
         start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
-        header = io.BytesIO(self.map[start : start + min(info.file_size, 4096)])
-        try:
-            version = np.lib.format.read_magic(header)
-            read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
-            shape, fortran, dtype = read_header(header)
-        except (ValueError, AttributeError):
+        parsed = _npy_header(self.map[start : start + min(info.file_size, 4096)])
+        if signature != b"PK\x03\x04" or parsed is None or parsed[2].hasobject:
             return None
-        if signature != b"PK\x03\x04" or dtype.hasobject:
-            return None
-        count, offset = math.prod(shape), start + header.tell()
-        if info.file_size != header.tell() + count * dtype.itemsize:
+        shape, fortran, dtype, length = parsed
+        count, offset = math.prod(shape), start + length
+        if info.file_size != length + count * dtype.itemsize:
             raise ValueError(f"member {info.filename!r} is not the size its header states")
         array = np.frombuffer(self.map, dtype=dtype, count=count, offset=offset)
         if offset % dtype.alignment:
             array = array.copy()
         return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+# the header numpy writes (``repr`` of its dict), parsed by this pattern in a tenth of the
+# time of numpy's general parser (``ast.literal_eval``), which took 0.03 CPU-s for a pair
+# job's 1,600 members; any other header goes to numpy's parser
+_NPY_HEADER = re.compile(
+    r"\{'descr': '([<>|=]?\w+)', 'fortran_order': (True|False), 'shape': \(([\d, ]*)\), \} *\n"
+)
+
+
+def _npy_header(head: bytes) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+    """Shape, Fortran order, dtype and header length of the ``.npy`` data starting ``head``
+    (None: not readable from these bytes)."""
+    if head[:6] != b"\x93NUMPY" or len(head) < 12:
+        return None
+    size, begin = (struct.unpack_from("<H", head, 8)[0], 10) if head[6] == 1 else (None, 12)
+    if size is not None:
+        match = _NPY_HEADER.fullmatch(head[begin : begin + size].decode("latin1"))
+        if match:
+            shape = tuple(int(v) for v in match.group(3).replace(" ", "").split(",") if v)
+            return shape, match.group(2) == "True", np.dtype(match.group(1)), begin + size
+    stream = io.BytesIO(head)
+    try:
+        version = np.lib.format.read_magic(stream)
+        shape, fortran, dtype = getattr(np.lib.format, f"read_array_header_{version[0]}_0")(stream)
+    except (ValueError, AttributeError):
+        return None
+    return shape, fortran, dtype, stream.tell()
 
 
 def _load_reduction(files: Any, prefix: str) -> sim.Reduction:
