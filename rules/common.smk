@@ -160,7 +160,7 @@ def get_pair_inputs(wildcards):
         "stores": [
             store_path(wildcards.model, lang, modality)
             for pair in comparisons
-            for lang, modality in zip(langs, pair)
+            for lang, modality in zip(langs, pair, strict=True)
         ],
     }
 

@@ -24,8 +24,8 @@ rule similarity_view:
 rule similarity_pair:
     """Compare the views of one language pair, each modality across the two languages (or,
     for a language with itself, its text against its speech), at every matching tap (all
-    metrics, with calibration). A pair of languages, not of views, is the unit: half as many
-    jobs, and a new language still only adds jobs."""
+    metrics, with calibration). A pair of languages, not of views, is the unit: fewer jobs,
+    and a new language still only adds jobs."""
     input:
         unpack(get_pair_inputs),
     output:

@@ -1,9 +1,10 @@
 """The similarity stage (rules/similarity.smk): activation stores -> prepared views -> pairs.
 
-- ``similarity_view``: one activation store -> its *prepared view*
-  ``results/similarity/{model}/views/{language}.{modality}.npz``: per tap, everything a pair
-  needs from that view (:func:`gapscope.similarity.prepare_view`: the SVCCA reduction, the two
-  held-out folds, the Gram matrix), computed once per run whatever the number of pairs.
+- ``similarity_view``: the activation stores of one language -> its *prepared views*,
+  one file ``results/similarity/{model}/views/{language}.npz`` with a view per modality:
+  per tap, everything a pair needs from that view (:func:`gapscope.similarity.prepare_view`:
+  the SVCCA reduction, the two held-out folds, the Gram matrix), computed once per run
+  whatever the number of pairs.
 - ``similarity_pair``: the prepared views of two languages -> the tidy rows of every
   comparison between them (each modality across the two; a language with itself: its text
   against its speech), every metric at every matching tap with its calibration
