@@ -858,7 +858,6 @@ def _cca_draws(metrics: Sequence[str], m: Array, s_a: Array, s_b: Array) -> dict
     xp = _xp(m)
     x_side = m.shape[-2] <= m.shape[-1]
     vectors = "pwcca" in metrics
-    vecs = None
     if _is_numpy(m) and m.dtype == np.float32:
         lam, vecs = _eigh_single(m, x_side, vectors)
     else:

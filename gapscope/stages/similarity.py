@@ -402,7 +402,11 @@ def load_prepared(
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
     with files:
-        held = sorted(key[: -len("/meta")] for key in files.members if key.endswith("/meta"))
+        held = sorted(
+            key.split("/")[0]
+            for key in files.members
+            if key.count("/") == 1 and key.endswith("/meta")
+        )
         if not held:
             raise PreparedViewError(
                 f"{path}: not a prepared view of format {PREPARED_FORMAT} (no <modality>/meta); "
