@@ -72,8 +72,9 @@ def get_planned_views():
 
 
 def get_pair_tables(wildcards):
-    """All language-pair tables that make up the similarity table."""
-    return list(dict.fromkeys(pair_path(m, la, lb) for m, la, _, lb, _ in get_pairs()))
+    """All language-pair tables that make up the similarity table, in plan order."""
+    comparisons, _ = get_planned_views()
+    return [pair_path(*languages) for languages in comparisons]
 
 
 def get_corpus_table(wildcards):

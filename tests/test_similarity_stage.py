@@ -102,10 +102,15 @@ def test_prepared_views_on_disk_give_the_in_memory_numbers(tmp_path, stores):
     np.testing.assert_allclose(from_disk["heldout"], expected["heldout"], rtol=0, atol=1e-8)
 
 
-def test_a_language_file_holds_each_modality_and_a_job_compares_them_in_turn(tmp_path, stores):
+def test_a_language_file_holds_each_modality_and_a_job_compares_them_in_turn(
+    tmp_path, stores, monkeypatch
+):
     """save_prepared writes a language's views into one file, each under its modality;
-    compare_files gives each comparison's rows in turn, the same as each compared alone.
-    Asking for a view the file lacks, or for none of several, is refused by name."""
+    compare_files gives each comparison's rows in turn, the same as each compared alone,
+    opening each file once. Asking for a view the file lacks, or for none of several, is
+    refused by name."""
+    from gapscope.stages import similarity as stage
+
     options = Options.from_config(CONFIG)
     rng = np.random.default_rng(4)
     data = {t: rng.standard_normal((50, d)) for t, d in zip(TAPS, (8, 12, 70), strict=True)}
@@ -117,9 +122,14 @@ def test_a_language_file_holds_each_modality_and_a_job_compares_them_in_turn(tmp
     save_prepared(prepare_store(stores["deu_Latn"], options), deu)
     kwargs = {"model": "m", "adapter": "seamless_m4t_v2", "options": options}
     comparisons = [["text", "speech"], ["speech", "text"]]
+    opened = []
+    mapped = stage._MappedNpz
+    monkeypatch.setattr(stage, "_MappedNpz", lambda path: opened.append(path) or mapped(path))
     got = to_frame(
         compare_files([eng, eng], comparisons, [stores["eng_Latn"], speech] * 2, **kwargs)
     )
+    monkeypatch.undo()
+    assert opened == [eng]
     text, spoken = (load_prepared(eng, options, modality=m) for m in ("text", "speech"))
     expected = pd.concat([pair(text, spoken, options), pair(spoken, text, options)])
     pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))

@@ -34,6 +34,7 @@ import re
 import struct
 import zipfile
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,27 +398,33 @@ def load_prepared(
     read only to align ids that differ between two views, or to bootstrap.
     """
     path = Path(path)
+    with _open_prepared(path) as files:
+        return _read_prepared(path, _view_of(files, modality), options, store, taps, device)
+
+
+def _open_prepared(path: Path) -> _MappedNpz:
     try:
-        files = _MappedNpz(path)
+        return _MappedNpz(path)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise PreparedViewError(f"{path}: not a readable prepared view ({err})") from err
-    with files:
-        held = sorted(
-            key.split("/")[0]
-            for key in files.members
-            if key.count("/") == 1 and key.endswith("/meta")
+
+
+def _view_of(files: _MappedNpz, modality: str | None) -> _Within:
+    """The members of the ``modality`` view of a prepared file (None: its only one)."""
+    held = sorted(
+        key.split("/")[0] for key in files.members if key.count("/") == 1 and key.endswith("/meta")
+    )
+    if not held:
+        raise PreparedViewError(
+            f"{files.path}: not a prepared view of format {PREPARED_FORMAT} (no <modality>/meta); "
+            "delete it to rebuild"
         )
-        if not held:
-            raise PreparedViewError(
-                f"{path}: not a prepared view of format {PREPARED_FORMAT} (no <modality>/meta); "
-                "delete it to rebuild"
-            )
-        if modality is None and len(held) > 1:
-            raise PreparedViewError(f"{path}: holds the views of {held}; name the modality")
-        modality = held[0] if modality is None else modality
-        if modality not in held:
-            raise PreparedViewError(f"{path}: no {modality} view (it holds {held})")
-        return _read_prepared(path, _Within(files, modality), options, store, taps, device)
+    if modality is None and len(held) > 1:
+        raise PreparedViewError(f"{files.path}: holds the views of {held}; name the modality")
+    modality = held[0] if modality is None else modality
+    if modality not in held:
+        raise PreparedViewError(f"{files.path}: no {modality} view (it holds {held})")
+    return _Within(files, modality)
 
 
 class _Within:
@@ -688,17 +695,19 @@ def compare_files(
             f"and {stores}"
         )
     columns: dict[str, list] = {c: [] for c in TIDY_COLUMNS}
-    for i, modalities in enumerate(comparisons):
-        a, b = (
-            load_prepared(file, options, modality=modality, store=store, device=device)
-            for file, modality, store in zip(
-                files, modalities, stores[2 * i : 2 * i + 2], strict=True
+    with ExitStack() as stack:  # each file opened once, whatever its comparisons
+        opened = {f: stack.enter_context(_open_prepared(Path(f))) for f in dict.fromkeys(files)}
+        for i, modalities in enumerate(comparisons):
+            a, b = (
+                _read_prepared(Path(f), _view_of(opened[f], m), options, store, None, device)
+                for f, m, store in zip(files, modalities, stores[2 * i : 2 * i + 2], strict=True)
             )
-        )
-        rows = compare_prepared(a, b, model=model, adapter=adapter, options=options, device=device)
-        log.info("%s ~ %s: %d rows", a.name, b.name, len(rows["score"]))
-        for column in TIDY_COLUMNS:
-            columns[column] += rows[column]
+            rows = compare_prepared(
+                a, b, model=model, adapter=adapter, options=options, device=device
+            )
+            log.info("%s ~ %s: %d rows", a.name, b.name, len(rows["score"]))
+            for column in TIDY_COLUMNS:
+                columns[column] += rows[column]
     return columns
 
 
