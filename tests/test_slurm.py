@@ -297,7 +297,7 @@ def test_jobs_ran_as_slurm_jobs_in_groups(slurm_runs):
     # a group's log folder is named group_<group>_<its rules>
     views = [kind for kind in kinds if kind == "group_similarity_views_similarity_view"]
     pairs = [kind for kind in kinds if kind == "group_similarity_similarity_pair"]
-    assert len(views) == 1, kinds  # all 4 prepared views in one submission
+    assert len(views) == 1, kinds  # both languages' prepared views in one submission
     assert len(pairs) == 1, kinds  # all 3 language pairs (4 comparisons) in one submission
     tables = {p.name for p in (workdir / f"results/similarity/{MODEL}").glob("*.tsv")}
     a, b = sorted(LANGUAGES)
